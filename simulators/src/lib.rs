@@ -1,0 +1,1 @@
+//! Carrier gateway simulators (ISMG, SMGW, SMG) built on `smsgw-codecs`.

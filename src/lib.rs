@@ -1,0 +1,2 @@
+//! smsgw: the logical sending layer between business systems and carrier
+//! SMS links.
