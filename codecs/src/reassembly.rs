@@ -277,9 +277,15 @@ mod tests {
         let t = Instant::now();
         let mut r = Reassembler::new(Duration::from_secs(10), 8);
         let p = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(matches!(r.push("a", c(1, 3, 3), p("c"), t), Pushed::Pending { received: 1, .. }));
+        assert!(matches!(
+            r.push("a", c(1, 3, 3), p("c"), t),
+            Pushed::Pending { received: 1, .. }
+        ));
         assert_eq!(r.push("a", c(1, 3, 3), p("x"), t), Pushed::Duplicate);
-        assert!(matches!(r.push("a", c(1, 3, 1), p("a"), t), Pushed::Pending { received: 2, .. }));
+        assert!(matches!(
+            r.push("a", c(1, 3, 1), p("a"), t),
+            Pushed::Pending { received: 2, .. }
+        ));
         assert_eq!(
             r.push("a", c(1, 3, 2), p("b"), t),
             Pushed::Complete(vec![p("a"), p("b"), p("c")])

@@ -621,7 +621,10 @@ mod tests {
     fn ascii_rejects_non_ascii() {
         assert!(matches!(
             encode("héllo", DataCoding::ASCII),
-            Err(EncodeError::Text { coding: "ASCII", .. })
+            Err(EncodeError::Text {
+                coding: "ASCII",
+                ..
+            })
         ));
         assert_eq!(encode("hi", DataCoding::ASCII).unwrap(), b"hi");
     }
@@ -632,12 +635,18 @@ mod tests {
         let b = encode(s, DataCoding::UCS2).unwrap();
         assert_eq!(b, [0x4f, 0x60, 0x59, 0x7d, 0xd8, 0x3d, 0xde, 0x00]);
         assert_eq!(decode(&b, DataCoding::UCS2), s);
-        assert_eq!(decode(&[0xd8, 0x3d, 0x00], DataCoding::UCS2), "\u{fffd}\u{fffd}");
+        assert_eq!(
+            decode(&[0xd8, 0x3d, 0x00], DataCoding::UCS2),
+            "\u{fffd}\u{fffd}"
+        );
     }
 
     #[test]
     fn gbk_encode_and_reject() {
-        assert_eq!(encode("你好", DataCoding::GBK).unwrap(), [0xc4, 0xe3, 0xba, 0xc3]);
+        assert_eq!(
+            encode("你好", DataCoding::GBK).unwrap(),
+            [0xc4, 0xe3, 0xba, 0xc3]
+        );
         assert!(matches!(
             encode("😀", DataCoding::GBK),
             Err(EncodeError::Text { coding: "GBK", .. })
