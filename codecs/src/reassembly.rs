@@ -105,6 +105,8 @@ impl<K> Expired<K> {
     }
 }
 
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SetKey<K> {
     key: K,
@@ -137,10 +139,10 @@ pub struct Reassembler<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> Reassembler<K> {
-    /// `max_sets` is at least 1.
+    /// `max_sets` is at least 1; `ttl` is capped at 100 years.
     pub fn new(ttl: Duration, max_sets: usize) -> Self {
         Reassembler {
-            ttl,
+            ttl: ttl.min(MAX_TTL),
             max_sets: max_sets.max(1),
             sets: HashMap::new(),
             deadlines: BTreeMap::new(),
@@ -164,7 +166,8 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
             reference: concat.reference,
             total,
         };
-        let deadline = now + self.ttl;
+        // Cannot overflow in practice (ttl is capped); never panic if it does.
+        let deadline = now.checked_add(self.ttl).unwrap_or(now);
         if let Some(set) = self.sets.get_mut(&sk) {
             if set.parts[idx].is_some() {
                 return Pushed::Duplicate;
