@@ -121,7 +121,11 @@ impl CommandId {
             "Push_Update_SP_Route_Resp",
         ];
         let low = (self.0 & 0x7FFF_FFFF) as usize;
-        let table = if self.is_response() { &RESP_NAMES } else { &NAMES };
+        let table = if self.is_response() {
+            &RESP_NAMES
+        } else {
+            &NAMES
+        };
         if (1..=table.len()).contains(&low) {
             Some(table[low - 1])
         } else {
@@ -1065,7 +1069,9 @@ impl Submit {
             });
         }
         let msg_len = len_u8(self.msg_content.len(), P, "MsgLength")?;
-        dst.reserve(114 + 21 * self.dest_term_ids.len() + self.msg_content.len() + self.tlvs.wire_len());
+        dst.reserve(
+            114 + 21 * self.dest_term_ids.len() + self.msg_content.len() + self.tlvs.wire_len(),
+        );
         dst.put_u8(self.msg_type.0);
         dst.put_u8(self.need_report);
         dst.put_u8(self.priority);
@@ -1344,7 +1350,11 @@ pub enum ReportLabels {
 }
 
 impl ReportLabels {
-    const ALL: [ReportLabels; 3] = [ReportLabels::Lower, ReportLabels::Spec, ReportLabels::Underscore];
+    const ALL: [ReportLabels; 3] = [
+        ReportLabels::Lower,
+        ReportLabels::Spec,
+        ReportLabels::Underscore,
+    ];
 
     /// The eight literal labels at their offsets.
     fn labels(self) -> [(usize, &'static [u8]); 8] {
@@ -1418,7 +1428,10 @@ impl Report {
 
     /// err as a number, when it is digits.
     pub fn err_code(&self) -> Option<u16> {
-        std::str::from_utf8(self.err.trimmed().as_bytes()).ok()?.parse().ok()
+        std::str::from_utf8(self.err.trimmed().as_bytes())
+            .ok()?
+            .parse()
+            .ok()
     }
 
     /// Parses the standard 122-byte layout by offset; `None` unless the
@@ -1428,9 +1441,11 @@ impl Report {
         if b.len() != REPORT_LEN {
             return None;
         }
-        let labels = ReportLabels::ALL
-            .into_iter()
-            .find(|s| s.labels().iter().all(|(at, l)| &b[*at..*at + l.len()] == *l))?;
+        let labels = ReportLabels::ALL.into_iter().find(|s| {
+            s.labels()
+                .iter()
+                .all(|(at, l)| &b[*at..*at + l.len()] == *l)
+        })?;
         Some(Self::by_offset(b, labels))
     }
 
@@ -1537,7 +1552,13 @@ impl Report {
 
 /// Case-insensitive, `_` = ` ` comparison.
 fn loose_eq(a: &[u8], b: &[u8]) -> bool {
-    let norm = |c: u8| if c == b'_' { b' ' } else { c.to_ascii_lowercase() };
+    let norm = |c: u8| {
+        if c == b'_' {
+            b' '
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| norm(x) == norm(y))
 }
 
@@ -1895,7 +1916,10 @@ mod json {
                 }
             }
         }
-        m.insert("text".into(), json!(crate::text::decode(&b[text_from..], coding)));
+        m.insert(
+            "text".into(),
+            json!(crate::text::decode(&b[text_from..], coding)),
+        );
         Value::Object(m)
     }
 
@@ -1954,7 +1978,9 @@ mod json {
                 "reserve": hex(&v.reserve),
                 "tlvs": tlvs(&v.tlvs),
             }),
-            Pdu::SubmitResp(v) => json!({ "msg_id": msg_id(&v.msg_id), "status": status(v.status) }),
+            Pdu::SubmitResp(v) => {
+                json!({ "msg_id": msg_id(&v.msg_id), "status": status(v.status) })
+            }
             Pdu::Deliver(v) => {
                 let c = match &v.content {
                     DeliverContent::Message(b) => {
@@ -1981,7 +2007,9 @@ mod json {
                     "tlvs": tlvs(&v.tlvs),
                 })
             }
-            Pdu::DeliverResp(v) => json!({ "msg_id": msg_id(&v.msg_id), "status": status(v.status) }),
+            Pdu::DeliverResp(v) => {
+                json!({ "msg_id": msg_id(&v.msg_id), "status": status(v.status) })
+            }
             Pdu::ActiveTest | Pdu::ActiveTestResp | Pdu::Exit | Pdu::ExitResp => json!({}),
             Pdu::Query(v) => json!({
                 "query_time": s(&v.query_time),
@@ -2041,10 +2069,16 @@ mod tests {
     fn msg_id_parts() {
         let id = MsgId::from_parts(755061, 12041507, 1).unwrap();
         assert_eq!(id.to_string(), "75506112041507000001");
-        assert_eq!(id.0, [0x75, 0x50, 0x61, 0x12, 0x04, 0x15, 0x07, 0x00, 0x00, 0x01]);
+        assert_eq!(
+            id.0,
+            [0x75, 0x50, 0x61, 0x12, 0x04, 0x15, 0x07, 0x00, 0x00, 0x01]
+        );
         assert_eq!(id.smgw_code(), 755061);
         assert_eq!(id.time(), 12041507);
-        assert_eq!((id.month(), id.day(), id.hour(), id.minute()), (12, 4, 15, 7));
+        assert_eq!(
+            (id.month(), id.day(), id.hour(), id.minute()),
+            (12, 4, 15, 7)
+        );
         assert_eq!(id.sequence(), 1);
         assert!(id.is_bcd());
         assert_eq!("75506112041507000001".parse::<MsgId>(), Ok(id));
@@ -2059,7 +2093,10 @@ mod tests {
         assert_eq!(Status::OK.class(), StatusClass::Ok);
         assert_eq!(Status::SYSTEM_BUSY.class(), StatusClass::Throttled);
         assert_eq!(Status::AUTHENTICATION_ERROR.class(), StatusClass::Permanent);
-        assert_eq!(Status::BAD_MESSAGE_STRUCTURE.class(), StatusClass::Permanent);
+        assert_eq!(
+            Status::BAD_MESSAGE_STRUCTURE.class(),
+            StatusClass::Permanent
+        );
         assert_eq!(Status(200).description(), None);
         assert_eq!(CommandId::SUBMIT_RESP.name(), Some("Submit_Resp"));
         assert_eq!(CommandId(0x13).name(), None);
@@ -2072,7 +2109,11 @@ mod tests {
         assert!(matches!(e, DecodeError::Field { offset: 100, .. }));
         let e = Tlvs::parse(Bytes::from_static(&[0, 2, 0]), "Submit", 100).unwrap_err();
         assert!(matches!(e, DecodeError::Field { .. }));
-        let t = Tlvs::builder().put_u8(Tag::TP_UDHI, 1).put(Tag(0x1234), b"xy").build().unwrap();
+        let t = Tlvs::builder()
+            .put_u8(Tag::TP_UDHI, 1)
+            .put(Tag(0x1234), b"xy")
+            .build()
+            .unwrap();
         assert_eq!(t.as_bytes(), &[0, 2, 0, 1, 1, 0x12, 0x34, 0, 2, b'x', b'y']);
         assert!(t.udhi());
         assert_eq!(t.get(Tag(0x1234)), Some(&b"xy"[..]));
