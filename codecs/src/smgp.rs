@@ -760,8 +760,8 @@ impl TlvsBuilder {
     }
 
     /// Appends a string element padded with 0x00 to `width` (the spec's
-    /// fixed widths: LinkID 20, MsgSrc 8, MServiceID 21). A longer value is
-    /// written as is.
+    /// fixed widths: LinkID 20, MsgSrc 8, MServiceID 21; widths above 64
+    /// are capped at 64). A value at least `width` long is written as is.
     pub fn put_padded(self, tag: Tag, value: &[u8], width: usize) -> Self {
         if value.len() >= width {
             return self.put(tag, value);
@@ -1973,7 +1973,7 @@ mod json {
                 "at_time": s(&v.at_time),
                 "src_term_id": s(&v.src_term_id),
                 "charge_term_id": s(&v.charge_term_id),
-                "dest_term_ids": v.dest_term_ids.iter().map(|d| s(d)).collect::<Vec<_>>(),
+                "dest_term_ids": v.dest_term_ids.iter().map(s).collect::<Vec<_>>(),
                 "msg_content": content(v.udhi(), v.msg_format, &v.msg_content),
                 "reserve": hex(&v.reserve),
                 "tlvs": tlvs(&v.tlvs),

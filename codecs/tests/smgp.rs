@@ -1,6 +1,8 @@
 //! SMGP 3.0 golden fixtures, malformed input, long messages and property
 //! tests.
 
+#![cfg(all(feature = "json", feature = "tokio-codec"))]
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use smallvec::{smallvec, SmallVec};
