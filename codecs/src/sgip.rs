@@ -24,8 +24,9 @@ use crate::wire::{put_padded, FixedStr, Reader, Timestamp};
 /// allows 1–100; encode checks only what the byte can express).
 pub const MAX_USER_COUNT: usize = u8::MAX as usize;
 
-/// The SGIP 1.2 protocol, for [`crate::Framer`].
-#[derive(Debug, Clone, Default)]
+/// The SGIP 1.2 protocol, for [`crate::Framer`]. `PartialEq` lets
+/// `Inbound<Sgip>` / `Packet<Sgip>` (whose derives bound `P: PartialEq`) compare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sgip;
 
 impl Protocol for Sgip {
