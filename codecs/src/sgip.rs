@@ -141,7 +141,11 @@ impl SeqNo {
 
 impl std::fmt::Display for SeqNo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{:010}/{}", self.node_id, self.timestamp.0, self.counter)
+        write!(
+            f,
+            "{}/{:010}/{}",
+            self.node_id, self.timestamp.0, self.counter
+        )
     }
 }
 
@@ -156,7 +160,10 @@ pub struct SeqGen {
 
 impl SeqGen {
     pub fn new(node_id: u32) -> Self {
-        SeqGen { node_id, counter: 0 }
+        SeqGen {
+            node_id,
+            counter: 0,
+        }
     }
 
     /// The next sequence, stamped with `ts`; the counter wraps at `u32::MAX`.
@@ -439,7 +446,8 @@ impl Bind {
     pub fn new(login_type: LoginType, name: &str, password: &str) -> Result<Self, EncodeError> {
         Ok(Bind {
             login_type,
-            login_name: FixedStr::new(name.as_bytes()).map_err(|_| too_long("Bind", "Login Name", name.len(), 16))?,
+            login_name: FixedStr::new(name.as_bytes())
+                .map_err(|_| too_long("Bind", "Login Name", name.len(), 16))?,
             login_password: FixedStr::new(password.as_bytes())
                 .map_err(|_| too_long("Bind", "Login Password", password.len(), 16))?,
             reserve: FixedStr::EMPTY,
@@ -666,9 +674,16 @@ impl Submit {
     fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         const P: &str = "Submit";
         if self.user_numbers.len() > MAX_USER_COUNT {
-            return Err(too_long(P, "UserCount", self.user_numbers.len(), MAX_USER_COUNT));
+            return Err(too_long(
+                P,
+                "UserCount",
+                self.user_numbers.len(),
+                MAX_USER_COUNT,
+            ));
         }
-        dst.reserve(Self::FIXED_BODY_LEN + 21 * self.user_numbers.len() + self.message_content.len());
+        dst.reserve(
+            Self::FIXED_BODY_LEN + 21 * self.user_numbers.len() + self.message_content.len(),
+        );
         self.sp_number.put(dst, 21, P, "SPNumber")?;
         self.charge_number.put(dst, 21, P, "ChargeNumber")?;
         dst.put_u8(self.user_numbers.len() as u8);
@@ -1111,7 +1126,12 @@ pub fn submits_for(template: &Submit, segments: &[crate::text::Segment]) -> Vec<
 // Helpers
 
 fn too_long(pdu: &'static str, field: &'static str, len: usize, max: usize) -> EncodeError {
-    EncodeError::TooLong { pdu, field, len, max }
+    EncodeError::TooLong {
+        pdu,
+        field,
+        len,
+        max,
+    }
 }
 
 fn read_content(r: &mut Reader<'_>) -> Result<Bytes, DecodeError> {
@@ -1128,7 +1148,8 @@ fn read_content(r: &mut Reader<'_>) -> Result<Bytes, DecodeError> {
 }
 
 fn put_content(dst: &mut BytesMut, content: &Bytes, pdu: &'static str) -> Result<(), EncodeError> {
-    let len = u32::try_from(content.len()).map_err(|_| too_long(pdu, "MessageLength", content.len(), u32::MAX as usize))?;
+    let len = u32::try_from(content.len())
+        .map_err(|_| too_long(pdu, "MessageLength", content.len(), u32::MAX as usize))?;
     dst.put_u32(len);
     put_padded(dst, content, content.len(), pdu, "MessageContent")
 }
@@ -1215,7 +1236,10 @@ mod json {
                 }
             }
         }
-        m.insert("text".into(), json!(crate::text::decode(&bytes[start..], c)));
+        m.insert(
+            "text".into(),
+            json!(crate::text::decode(&bytes[start..], c)),
+        );
         Value::Object(m)
     }
 
@@ -1232,7 +1256,10 @@ mod json {
             let mut m = match self {
                 Pdu::Bind(b) => {
                     let mut m = Map::new();
-                    m.insert("login_type".into(), named(b.login_type.0, b.login_type.name()));
+                    m.insert(
+                        "login_type".into(),
+                        named(b.login_type.0, b.login_type.name()),
+                    );
                     m.insert("login_name".into(), s(&b.login_name));
                     m.insert("login_password".into(), s(&b.login_password));
                     m.insert("reserve".into(), s(&b.reserve));
@@ -1249,7 +1276,10 @@ mod json {
                     m.insert("sp_number".into(), s(&v.sp_number));
                     m.insert("charge_number".into(), s(&v.charge_number));
                     m.insert("user_count".into(), json!(v.user_numbers.len()));
-                    m.insert("user_numbers".into(), Value::Array(v.user_numbers.iter().map(s).collect()));
+                    m.insert(
+                        "user_numbers".into(),
+                        Value::Array(v.user_numbers.iter().map(s).collect()),
+                    );
                     m.insert("corp_id".into(), s(&v.corp_id));
                     m.insert("service_type".into(), s(&v.service_type));
                     m.insert("fee_type".into(), named(v.fee_type.0, v.fee_type.name()));
@@ -1263,7 +1293,10 @@ mod json {
                     m.insert("priority".into(), json!(v.priority));
                     m.insert("expire_time".into(), s(&v.expire_time));
                     m.insert("schedule_time".into(), s(&v.schedule_time));
-                    m.insert("report_flag".into(), named(v.report_flag.0, v.report_flag.name()));
+                    m.insert(
+                        "report_flag".into(),
+                        named(v.report_flag.0, v.report_flag.name()),
+                    );
                     m.insert("tp_pid".into(), json!(v.tp_pid));
                     m.insert("tp_udhi".into(), json!(v.tp_udhi));
                     m.insert("message_coding".into(), coding(v.message_coding));
@@ -1293,8 +1326,14 @@ mod json {
                 }
                 Pdu::Report(v) => {
                     let mut m = Map::new();
-                    m.insert("submit_sequence_number".into(), v.submit_sequence_number.to_json());
-                    m.insert("report_type".into(), named(v.report_type.0, v.report_type.name()));
+                    m.insert(
+                        "submit_sequence_number".into(),
+                        v.submit_sequence_number.to_json(),
+                    );
+                    m.insert(
+                        "report_type".into(),
+                        named(v.report_type.0, v.report_type.name()),
+                    );
                     m.insert("user_number".into(), s(&v.user_number));
                     m.insert("state".into(), named(v.state.0, v.state.name()));
                     m.insert("error_code".into(), result(v.error_code));
@@ -1305,13 +1344,19 @@ mod json {
                     let mut m = Map::new();
                     m.insert("sp_number".into(), s(&v.sp_number));
                     m.insert("user_number".into(), s(&v.user_number));
-                    m.insert("user_condition".into(), named(v.user_condition.0, v.user_condition.name()));
+                    m.insert(
+                        "user_condition".into(),
+                        named(v.user_condition.0, v.user_condition.name()),
+                    );
                     m.insert("reserve".into(), s(&v.reserve));
                     m
                 }
                 Pdu::Trace(v) => {
                     let mut m = Map::new();
-                    m.insert("submit_sequence_number".into(), v.submit_sequence_number.to_json());
+                    m.insert(
+                        "submit_sequence_number".into(),
+                        v.submit_sequence_number.to_json(),
+                    );
                     m.insert("user_number".into(), s(&v.user_number));
                     m.insert("reserve".into(), s(&v.reserve));
                     m

@@ -2,6 +2,7 @@
 //! property tests.
 
 use bytes::{Bytes, BytesMut};
+#[cfg(feature = "tokio-codec")]
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use smallvec::{smallvec, SmallVec};
@@ -10,14 +11,19 @@ use smsgw_codecs::text::{self, DataCoding, Family};
 use smsgw_codecs::udh::{Concat, ConcatRef, UdhError};
 use smsgw_codecs::wire::{FixedStr, Timestamp};
 use smsgw_codecs::{DecodeError, FrameError, Framer, Inbound, Packet, StatusClass};
+#[cfg(feature = "tokio-codec")]
 use tokio::io::AsyncWriteExt;
+#[cfg(feature = "tokio-codec")]
 use tokio_util::codec::Framed;
 
 // ---------------------------------------------------------------------------
 // Fixture loader
 
 fn load(rel: &str) -> Vec<u8> {
-    let path = format!(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/sgip/{}"), rel);
+    let path = format!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/sgip/{}"),
+        rel
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let hex: String = text
         .lines()
@@ -55,11 +61,19 @@ fn check(rel: &str, seq: SeqNo, pdu: Pdu) {
 
     // (1) decode equals the expected value
     let mut buf = BytesMut::from(&wire[..]);
-    assert_eq!(f.decode(&mut buf).unwrap(), Some(expected.clone()), "{rel}: decode");
+    assert_eq!(
+        f.decode(&mut buf).unwrap(),
+        Some(expected.clone()),
+        "{rel}: decode"
+    );
     assert!(buf.is_empty());
 
     // (2) encode gives the same bytes
-    assert_eq!(&f.to_bytes(seq, &pdu).unwrap()[..], &wire[..], "{rel}: encode");
+    assert_eq!(
+        &f.to_bytes(seq, &pdu).unwrap()[..],
+        &wire[..],
+        "{rel}: encode"
+    );
 
     // (3) split at every offset
     for cut in 0..=wire.len() {
@@ -68,7 +82,11 @@ fn check(rel: &str, seq: SeqNo, pdu: Pdu) {
             assert_eq!(f.decode(&mut buf).unwrap(), None, "{rel}: cut {cut}");
             buf.extend_from_slice(&wire[cut..]);
         }
-        assert_eq!(f.decode(&mut buf).unwrap(), Some(expected.clone()), "{rel}: cut {cut}");
+        assert_eq!(
+            f.decode(&mut buf).unwrap(),
+            Some(expected.clone()),
+            "{rel}: cut {cut}"
+        );
         assert!(buf.is_empty(), "{rel}: cut {cut} left bytes");
     }
 
@@ -82,7 +100,18 @@ fn check(rel: &str, seq: SeqNo, pdu: Pdu) {
     assert!(buf.is_empty());
 
     // (5) tokio Framed over a duplex: raw bytes in, and Packet through the sink
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    #[cfg(feature = "tokio-codec")]
+    framed_roundtrip(rel, &wire, seq, &pdu, &expected);
+}
+
+/// Check (5): `tokio_util::codec::Framed` over `tokio::io::duplex`.
+#[cfg(feature = "tokio-codec")]
+fn framed_roundtrip(rel: &str, wire: &[u8], seq: SeqNo, pdu: &Pdu, expected: &Inbound<Sgip>) {
+    let expected = expected.clone();
+    let wire = wire.to_vec();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (mut raw, b) = tokio::io::duplex(64);
         let mut rx = Framed::new(b, framer());
@@ -91,7 +120,7 @@ fn check(rel: &str, seq: SeqNo, pdu: Pdu) {
             raw.write_all(&w).await.unwrap();
             raw.shutdown().await.unwrap();
         });
-        assert_eq!(rx.next().await.unwrap().unwrap(), expected);
+        assert_eq!(rx.next().await.unwrap().unwrap(), expected, "{rel}: framed");
         assert!(rx.next().await.is_none());
         writer.await.unwrap();
 
@@ -102,7 +131,7 @@ fn check(rel: &str, seq: SeqNo, pdu: Pdu) {
         let sender = tokio::spawn(async move {
             tx.send(pkt).await.unwrap();
         });
-        assert_eq!(rx.next().await.unwrap().unwrap(), expected);
+        assert_eq!(rx.next().await.unwrap().unwrap(), expected, "{rel}: framed");
         sender.await.unwrap();
     });
 }
@@ -155,7 +184,10 @@ fn ok() -> Resp {
 
 /// The three segment contents of the long-message vector.
 fn long_segments() -> Vec<Bytes> {
-    let ucs2: Vec<u8> = LONG_TEXT.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let ucs2: Vec<u8> = LONG_TEXT
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
     assert_eq!(ucs2.len(), 300);
     ucs2.chunks(134)
         .enumerate()
@@ -172,7 +204,11 @@ fn long_segments() -> Vec<Bytes> {
 
 #[test]
 fn fixture_bind_sp_to_smg() {
-    check("1.2/bind.sp_to_smg.hex", sp(1), Pdu::Bind(bind(LoginType::SP_TO_SMG)));
+    check(
+        "1.2/bind.sp_to_smg.hex",
+        sp(1),
+        Pdu::Bind(bind(LoginType::SP_TO_SMG)),
+    );
 }
 
 #[test]
@@ -204,7 +240,11 @@ fn fixture_unbind_resp() {
 
 #[test]
 fn fixture_bind_smg_to_sp() {
-    check("1.2/bind.smg_to_sp.hex", smg(1), Pdu::Bind(bind(LoginType::SMG_TO_SP)));
+    check(
+        "1.2/bind.smg_to_sp.hex",
+        smg(1),
+        Pdu::Bind(bind(LoginType::SMG_TO_SP)),
+    );
 }
 
 #[test]
@@ -252,12 +292,20 @@ fn fixture_deliver_resp() {
 
 #[test]
 fn fixture_submit_long_1of3() {
-    check("1.2/submit.long_1of3.hex", sp(10), Pdu::Submit(vector_submit(1, long_segments()[0].clone())));
+    check(
+        "1.2/submit.long_1of3.hex",
+        sp(10),
+        Pdu::Submit(vector_submit(1, long_segments()[0].clone())),
+    );
 }
 
 #[test]
 fn fixture_submit_long_2of3() {
-    check("1.2/submit.long_2of3.hex", sp(11), Pdu::Submit(vector_submit(1, long_segments()[1].clone())));
+    check(
+        "1.2/submit.long_2of3.hex",
+        sp(11),
+        Pdu::Submit(vector_submit(1, long_segments()[1].clone())),
+    );
 }
 
 #[test]
@@ -266,7 +314,11 @@ fn fixture_submit_long_3of3() {
     let udh = s.udh().unwrap().unwrap();
     assert_eq!(
         udh.concat,
-        Some(Concat { reference: ConcatRef::Eight(0x2a), total: 3, seq: 3 })
+        Some(Concat {
+            reference: ConcatRef::Eight(0x2a),
+            total: 3,
+            seq: 3
+        })
     );
     check("1.2/submit.long_3of3.hex", sp(12), Pdu::Submit(s));
 }
@@ -290,7 +342,11 @@ fn fixture_deliver_long_mo_udhi40() {
     assert!(d.udhi());
     assert_eq!(
         d.udh().unwrap().unwrap().concat,
-        Some(Concat { reference: ConcatRef::Sixteen(0x1234), total: 2, seq: 1 })
+        Some(Concat {
+            reference: ConcatRef::Sixteen(0x1234),
+            total: 2,
+            seq: 1
+        })
     );
     assert_eq!(d.text(), "长短信");
     check("1.2/deliver.long_mo_udhi40.hex", smg(4), Pdu::Deliver(d));
@@ -376,7 +432,11 @@ fn fixture_user_rpt_resp() {
 
 #[test]
 fn fixture_bind_test() {
-    check("1.2/bind.test.hex", sp(30), Pdu::Bind(bind(LoginType::TEST)));
+    check(
+        "1.2/bind.test.hex",
+        sp(30),
+        Pdu::Bind(bind(LoginType::TEST)),
+    );
 }
 
 #[test]
@@ -410,7 +470,10 @@ fn fixture_check_user_unknown() {
     check(
         "1.2/check_user.unknown.hex",
         smg(8),
-        Pdu::Unknown { command_id: CommandId::CHECK_USER, body },
+        Pdu::Unknown {
+            command_id: CommandId::CHECK_USER,
+            body,
+        },
     );
 }
 
@@ -432,7 +495,11 @@ fn malformed(rel: &str) -> DecodeError {
 fn malformed_len_zero() {
     assert!(matches!(
         decode_one("malformed/len_zero.hex"),
-        Err(FrameError::FrameTooShort { len: 0, min: 20, .. })
+        Err(FrameError::FrameTooShort {
+            len: 0,
+            min: 20,
+            ..
+        })
     ));
 }
 
@@ -440,7 +507,11 @@ fn malformed_len_zero() {
 fn malformed_len_short() {
     assert!(matches!(
         decode_one("malformed/len_short.hex"),
-        Err(FrameError::FrameTooShort { len: 19, min: 20, .. })
+        Err(FrameError::FrameTooShort {
+            len: 19,
+            min: 20,
+            ..
+        })
     ));
 }
 
@@ -448,13 +519,18 @@ fn malformed_len_short() {
 fn malformed_len_huge() {
     assert!(matches!(
         decode_one("malformed/len_huge.hex"),
-        Err(FrameError::FrameTooLarge { len: 0xffff_ffff, .. })
+        Err(FrameError::FrameTooLarge {
+            len: 0xffff_ffff,
+            ..
+        })
     ));
 }
 
 #[test]
 fn malformed_unknown_command_survives() {
-    let got = decode_one("malformed/unknown_command.hex").unwrap().unwrap();
+    let got = decode_one("malformed/unknown_command.hex")
+        .unwrap()
+        .unwrap();
     assert!(matches!(
         got,
         Inbound::Packet(Packet { pdu: Pdu::Unknown { command_id: CommandId(0x99), ref body }, .. })
@@ -468,33 +544,66 @@ fn malformed_truncated_body() {
     let e = malformed("malformed/truncated_body.hex");
     assert!(matches!(
         e,
-        DecodeError::Truncated { pdu: "Submit", field: "MessageContent", offset: 136 }
+        DecodeError::Truncated {
+            pdu: "Submit",
+            field: "MessageContent",
+            offset: 136
+        }
     ));
 }
 
 #[test]
 fn malformed_truncated_bind() {
     let e = malformed("malformed/truncated_bind.hex");
-    assert!(matches!(e, DecodeError::Truncated { pdu: "Bind", field: "Reserve", offset: 33 }));
+    assert!(matches!(
+        e,
+        DecodeError::Truncated {
+            pdu: "Bind",
+            field: "Reserve",
+            offset: 33
+        }
+    ));
 }
 
 #[test]
 fn malformed_trailing_bytes() {
     let e = malformed("malformed/trailing_bytes.hex");
-    assert!(matches!(e, DecodeError::TrailingBytes { pdu: "Report", offset: 44, extra: 1 }));
+    assert!(matches!(
+        e,
+        DecodeError::TrailingBytes {
+            pdu: "Report",
+            offset: 44,
+            extra: 1
+        }
+    ));
 }
 
 #[test]
 fn malformed_bad_udh() {
     let e = malformed("malformed/bad_udh.hex");
-    assert!(matches!(e, DecodeError::Udh(UdhError::HeaderTooLong { udhl: 5, content: 4 })));
+    assert!(matches!(
+        e,
+        DecodeError::Udh(UdhError::HeaderTooLong {
+            udhl: 5,
+            content: 4
+        })
+    ));
 }
 
 #[test]
 fn malformed_keeps_sequence_and_frame() {
     let wire = load("malformed/bad_udh.hex");
-    match framer().decode(&mut BytesMut::from(&wire[..])).unwrap().unwrap() {
-        Inbound::Malformed { command_id, seq, frame, .. } => {
+    match framer()
+        .decode(&mut BytesMut::from(&wire[..]))
+        .unwrap()
+        .unwrap()
+    {
+        Inbound::Malformed {
+            command_id,
+            seq,
+            frame,
+            ..
+        } => {
             assert_eq!(CommandId(command_id), CommandId::DELIVER);
             assert_eq!(seq, smg(9));
             assert_eq!(&frame[..], &wire[..]);
@@ -507,7 +616,9 @@ fn malformed_keeps_sequence_and_frame() {
 // Long messages, sequences, codes
 
 fn long_vector_wire() -> Vec<Vec<u8>> {
-    (1..=3).map(|i| load(&format!("1.2/submit.long_{i}of3.hex"))).collect()
+    (1..=3)
+        .map(|i| load(&format!("1.2/submit.long_{i}of3.hex")))
+        .collect()
 }
 
 #[test]
@@ -516,38 +627,66 @@ fn submits_for_matches_long_vector_with_manual_segments() {
         .into_iter()
         .enumerate()
         .map(|(i, content)| text::Segment {
-            concat: Some(Concat { reference: ConcatRef::Eight(0x2a), total: 3, seq: i as u8 + 1 }),
+            concat: Some(Concat {
+                reference: ConcatRef::Eight(0x2a),
+                total: 3,
+                seq: i as u8 + 1,
+            }),
             content,
         })
         .collect();
     let template = vector_submit(0, Bytes::new());
     let subs = submits_for(&template, &segs);
-    let mut gen = SeqGen { node_id: SP_NODE, counter: 10 };
+    let mut gen = SeqGen {
+        node_id: SP_NODE,
+        counter: 10,
+    };
     for (s, wire) in subs.iter().zip(long_vector_wire()) {
         let seq = gen.next(TS);
-        assert_eq!(&framer().to_bytes(seq, &Pdu::Submit(s.clone())).unwrap()[..], &wire[..]);
+        assert_eq!(
+            &framer().to_bytes(seq, &Pdu::Submit(s.clone())).unwrap()[..],
+            &wire[..]
+        );
     }
 }
 
 #[test]
 fn submits_for_matches_long_vector_with_text_split() {
-    let segs = text::split(LONG_TEXT, DataCoding::UCS2, Family::Sgip, ConcatRef::Eight(0x2a)).unwrap();
+    let segs = text::split(
+        LONG_TEXT,
+        DataCoding::UCS2,
+        Family::Sgip,
+        ConcatRef::Eight(0x2a),
+    )
+    .unwrap();
     assert_eq!(segs.len(), 3);
     let template = vector_submit(0, Bytes::new());
     let subs = submits_for(&template, &segs);
-    let mut gen = SeqGen { node_id: SP_NODE, counter: 10 };
+    let mut gen = SeqGen {
+        node_id: SP_NODE,
+        counter: 10,
+    };
     for (s, wire) in subs.iter().zip(long_vector_wire()) {
         let seq = gen.next(TS);
-        assert_eq!(&framer().to_bytes(seq, &Pdu::Submit(s.clone())).unwrap()[..], &wire[..]);
+        assert_eq!(
+            &framer().to_bytes(seq, &Pdu::Submit(s.clone())).unwrap()[..],
+            &wire[..]
+        );
     }
 }
 
 #[test]
 fn submits_for_single_segment_clears_udhi() {
-    let segs = vec![text::Segment { concat: None, content: Bytes::from_static(&UCS2_HELLO) }];
+    let segs = vec![text::Segment {
+        concat: None,
+        content: Bytes::from_static(&UCS2_HELLO),
+    }];
     let template = vector_submit(1, Bytes::new());
     let subs = submits_for(&template, &segs);
-    assert_eq!(subs, vec![vector_submit(0, Bytes::from_static(&UCS2_HELLO))]);
+    assert_eq!(
+        subs,
+        vec![vector_submit(0, Bytes::from_static(&UCS2_HELLO))]
+    );
 }
 
 #[test]
@@ -569,7 +708,10 @@ fn bind_verify() {
     assert!(!b.verify("spuser", "sppas"));
     assert!(!b.verify("spuser", "sppass1"));
     assert!(!b.verify("other", "sppass"));
-    assert_eq!(Bind::new(LoginType::SMG_TO_SP, "spuser", "sppass").unwrap(), b);
+    assert_eq!(
+        Bind::new(LoginType::SMG_TO_SP, "spuser", "sppass").unwrap(),
+        b
+    );
     assert!(Bind::new(LoginType::SP_TO_SMG, "12345678901234567", "x").is_err());
 }
 
@@ -608,7 +750,9 @@ fn submit_with_too_many_users_fails_to_encode() {
 fn json_report_and_long_submit() {
     let f = framer();
     let mut buf = BytesMut::from(&load("1.2/report.delivered.hex")[..]);
-    let Some(Inbound::Packet(p)) = f.decode(&mut buf).unwrap() else { panic!() };
+    let Some(Inbound::Packet(p)) = f.decode(&mut buf).unwrap() else {
+        panic!()
+    };
     let j = packet_to_json(p.seq, &p.pdu);
     assert_eq!(j["command"], "Report");
     assert_eq!(j["sequence"]["node_id"], 107551);
@@ -620,15 +764,23 @@ fn json_report_and_long_submit() {
     assert_eq!(j["user_number"], USER);
 
     let mut buf = BytesMut::from(&load("1.2/submit.long_1of3.hex")[..]);
-    let Some(Inbound::Packet(p)) = f.decode(&mut buf).unwrap() else { panic!() };
+    let Some(Inbound::Packet(p)) = f.decode(&mut buf).unwrap() else {
+        panic!()
+    };
     let j = p.pdu.to_json();
     assert_eq!(j["command"], "Submit");
     assert_eq!(j["message_length"], 140);
     assert_eq!(j["message_content"]["udh"]["concat"]["reference"], 0x2a);
     assert_eq!(j["message_content"]["udh"]["concat"]["total"], 3);
     assert_eq!(j["message_content"]["udh"]["concat"]["seq"], 1);
-    assert!(j["message_content"]["text"].as_str().unwrap().starts_with("长短信测试"));
-    assert!(j["message_content"]["hex"].as_str().unwrap().starts_with("0500032a0301"));
+    assert!(j["message_content"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("长短信测试"));
+    assert!(j["message_content"]["hex"]
+        .as_str()
+        .unwrap()
+        .starts_with("0500032a0301"));
     assert_eq!(j["user_numbers"][0], USER);
 }
 
@@ -640,7 +792,9 @@ fn json_every_fixture() {
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         let mut buf = BytesMut::from(&load(&format!("1.2/{name}"))[..]);
-        let Some(Inbound::Packet(p)) = framer().decode(&mut buf).unwrap() else { panic!("{name}") };
+        let Some(Inbound::Packet(p)) = framer().decode(&mut buf).unwrap() else {
+            panic!("{name}")
+        };
         let j = packet_to_json(p.seq, &p.pdu);
         assert_eq!(j["command"], p.pdu.name(), "{name}");
         assert!(j["command_id"].as_str().unwrap().starts_with("0x"));
@@ -673,9 +827,18 @@ fn udhi_and_content() -> impl Strategy<Value = (u8, Bytes)> {
         prop::collection::vec(any::<u8>(), 0..134),
     )
         .prop_map(|(f, sixteen, r, total, seq, text)| {
-            let reference = if sixteen { ConcatRef::Sixteen(r) } else { ConcatRef::Eight(r as u8) };
+            let reference = if sixteen {
+                ConcatRef::Sixteen(r)
+            } else {
+                ConcatRef::Eight(r as u8)
+            };
             let mut b = BytesMut::new();
-            Concat { reference, total, seq }.put(&mut b);
+            Concat {
+                reference,
+                total,
+                seq,
+            }
+            .put(&mut b);
             b.extend_from_slice(&text);
             (f, b.freeze())
         });
@@ -796,8 +959,20 @@ prop_compose! {
 
 fn known_ids() -> Vec<u32> {
     vec![
-        0x1, 0x2, 0x3, 0x4, 0x5, 0x11, 0x1000, 0x8000_0001, 0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0005,
-        0x8000_0011, 0x8000_1000,
+        0x1,
+        0x2,
+        0x3,
+        0x4,
+        0x5,
+        0x11,
+        0x1000,
+        0x8000_0001,
+        0x8000_0002,
+        0x8000_0003,
+        0x8000_0004,
+        0x8000_0005,
+        0x8000_0011,
+        0x8000_1000,
     ]
 }
 
