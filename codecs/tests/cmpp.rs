@@ -1,5 +1,7 @@
 //! CMPP 2.0 / 3.0 codec: golden fixtures, malformed input, authenticators,
-//! long messages and property tests.
+//! long messages and property tests. Needs the `tokio-codec` feature (the
+//! `json` checks also need `json`).
+#![cfg(feature = "tokio-codec")]
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -28,7 +30,11 @@ fn load_hex(path: &str) -> Vec<u8> {
 
 macro_rules! fixture {
     ($p:literal) => {
-        load_hex(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/cmpp/", $p))
+        load_hex(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/cmpp/",
+            $p
+        ))
     };
 }
 
@@ -61,7 +67,10 @@ fn check(v: Version, wire: &[u8], seq: u32, expected: Pdu) {
     // (3) split at every offset: Ok(None) until complete
     let mut buf = BytesMut::new();
     for (i, b) in wire.iter().enumerate() {
-        assert!(f.decode(&mut buf).expect("partial").is_none(), "early item at {i}");
+        assert!(
+            f.decode(&mut buf).expect("partial").is_none(),
+            "early item at {i}"
+        );
         buf.put_u8(*b);
     }
     assert_eq!(expect_packet(f.decode(&mut buf).expect("complete")), want);
@@ -267,7 +276,9 @@ fn deliver_mo_concat(v: Version) -> Pdu {
     Pdu::Deliver(Deliver {
         tp_udhi: 1,
         msg_fmt: DataCoding::UCS2,
-        msg_content: Bytes::from_static(&[0x05, 0x00, 0x03, 0x2a, 0x02, 0x01, 0x95, 0x7f, 0x77, 0xed]),
+        msg_content: Bytes::from_static(&[
+            0x05, 0x00, 0x03, 0x2a, 0x02, 0x01, 0x95, 0x7f, 0x77, 0xed,
+        ]),
         ..deliver_base(v)
     })
 }
@@ -386,7 +397,11 @@ fn malformed_error(wire: &[u8]) -> DecodeError {
 fn malformed_len_zero() {
     assert!(matches!(
         decode_one(&fixture!("malformed/len_zero.hex")),
-        Err(FrameError::FrameTooShort { len: 0, min: 12, .. })
+        Err(FrameError::FrameTooShort {
+            len: 0,
+            min: 12,
+            ..
+        })
     ));
 }
 
@@ -394,7 +409,11 @@ fn malformed_len_zero() {
 fn malformed_len_short() {
     assert!(matches!(
         decode_one(&fixture!("malformed/len_short.hex")),
-        Err(FrameError::FrameTooShort { len: 11, min: 12, .. })
+        Err(FrameError::FrameTooShort {
+            len: 11,
+            min: 12,
+            ..
+        })
     ));
 }
 
@@ -402,7 +421,11 @@ fn malformed_len_short() {
 fn malformed_len_huge() {
     assert!(matches!(
         decode_one(&fixture!("malformed/len_huge.hex")),
-        Err(FrameError::FrameTooLarge { len: 0x0010_0000, max: 4096, .. })
+        Err(FrameError::FrameTooLarge {
+            len: 0x0010_0000,
+            max: 4096,
+            ..
+        })
     ));
 }
 
@@ -416,7 +439,9 @@ fn malformed_unknown_command_survives() {
             if &body[..] == b"\xab\xcd"
     ));
     // and re-encodes byte for byte
-    let Some(Inbound::Packet(p)) = item else { unreachable!() };
+    let Some(Inbound::Packet(p)) = item else {
+        unreachable!()
+    };
     assert_eq!(&framer(V30).to_bytes(p.seq, &p.pdu).unwrap()[..], &wire[..]);
 }
 
@@ -424,7 +449,14 @@ fn malformed_unknown_command_survives() {
 fn malformed_truncated_body() {
     let e = malformed_error(&fixture!("malformed/truncated_body.hex"));
     assert!(
-        matches!(e, DecodeError::Truncated { pdu: "CMPP_SUBMIT", field: "Msg_Content", offset: 163 }),
+        matches!(
+            e,
+            DecodeError::Truncated {
+                pdu: "CMPP_SUBMIT",
+                field: "Msg_Content",
+                offset: 163
+            }
+        ),
         "{e:?}"
     );
 }
@@ -433,7 +465,13 @@ fn malformed_truncated_body() {
 fn malformed_bad_udh() {
     let e = malformed_error(&fixture!("malformed/bad_udh.hex"));
     assert!(
-        matches!(e, DecodeError::Udh(UdhError::HeaderTooLong { udhl: 5, content: 4 })),
+        matches!(
+            e,
+            DecodeError::Udh(UdhError::HeaderTooLong {
+                udhl: 5,
+                content: 4
+            })
+        ),
         "{e:?}"
     );
 }
@@ -442,7 +480,14 @@ fn malformed_bad_udh() {
 fn malformed_trailing_bytes() {
     let e = malformed_error(&fixture!("malformed/trailing_bytes.hex"));
     assert!(
-        matches!(e, DecodeError::TrailingBytes { pdu: "CMPP_ACTIVE_TEST_RESP", offset: 1, extra: 3 }),
+        matches!(
+            e,
+            DecodeError::TrailingBytes {
+                pdu: "CMPP_ACTIVE_TEST_RESP",
+                offset: 1,
+                extra: 3
+            }
+        ),
         "{e:?}"
     );
 }
@@ -451,7 +496,14 @@ fn malformed_trailing_bytes() {
 fn malformed_submit_resp_short() {
     let e = malformed_error(&fixture!("malformed/submit_resp_short.hex"));
     assert!(
-        matches!(e, DecodeError::Truncated { pdu: "CMPP_SUBMIT_RESP", field: "Result", offset: 8 }),
+        matches!(
+            e,
+            DecodeError::Truncated {
+                pdu: "CMPP_SUBMIT_RESP",
+                field: "Result",
+                offset: 8
+            }
+        ),
         "{e:?}"
     );
 }
@@ -462,7 +514,11 @@ fn eof_inside_a_frame() {
     let mut buf = BytesMut::from(&wire[..50]);
     assert!(matches!(
         framer(V30).decode_eof(&mut buf),
-        Err(FrameError::Eof { have: 50, need: 205, .. })
+        Err(FrameError::Eof {
+            have: 50,
+            need: 205,
+            ..
+        })
     ));
 }
 
@@ -486,15 +542,22 @@ fn authenticators_match_derived_vectors() {
         AUTH_ISMG_4
     );
     for v in [V20, V30] {
-        let Pdu::Connect(c) = connect(v) else { unreachable!() };
+        let Pdu::Connect(c) = connect(v) else {
+            unreachable!()
+        };
         assert!(c.verify(b"secret"));
         assert!(!c.verify(b"secreT"));
         assert_eq!(Connect::new("901234", b"secret", v, ts).unwrap(), c);
         assert_eq!(c.layout(), v);
-        let Pdu::ConnectResp(r) = connect_resp(v) else { unreachable!() };
+        let Pdu::ConnectResp(r) = connect_resp(v) else {
+            unreachable!()
+        };
         assert!(r.verify(v, &AUTH_SOURCE, b"secret"));
         assert!(!r.verify(v, &AUTH_SOURCE, b"other"));
-        assert_eq!(ConnectResp::new(v, ConnectStatus::OK, &AUTH_SOURCE, b"secret", v.wire()), r);
+        assert_eq!(
+            ConnectResp::new(v, ConnectStatus::OK, &AUTH_SOURCE, b"secret", v.wire()),
+            r
+        );
     }
     // SMSGate's 4-byte variant is accepted on a 2.0 link too
     let smsgate = ConnectResp {
@@ -504,7 +567,13 @@ fn authenticators_match_derived_vectors() {
     };
     assert!(smsgate.verify(V20, &AUTH_SOURCE, b"secret"));
     // a failed login carries a zero authenticator
-    let failed = ConnectResp::new(V30, ConnectStatus::AUTH_FAILED, &AUTH_SOURCE, b"secret", 0x30);
+    let failed = ConnectResp::new(
+        V30,
+        ConnectStatus::AUTH_FAILED,
+        &AUTH_SOURCE,
+        b"secret",
+        0x30,
+    );
     assert_eq!(failed.authenticator_ismg, [0; 16]);
     assert_eq!(Timestamp(101120000).digits(), *b"0101120000");
 }
@@ -518,7 +587,15 @@ fn msg_id_derived_vectors() {
     assert_eq!(d, DELIVER_ID);
     assert_eq!(d.0, 13996211000729731074);
     assert_eq!(
-        (d.month(), d.day(), d.hour(), d.minute(), d.second(), d.gateway(), d.sequence()),
+        (
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second(),
+            d.gateway(),
+            d.sequence()
+        ),
         (12, 4, 15, 8, 31, 1001, 2)
     );
 }
@@ -529,7 +606,9 @@ fn msg_id_derived_vectors() {
 #[test]
 fn status_reports_parse_in_both_layouts() {
     for v in [V20, V30] {
-        let Pdu::Deliver(d) = deliver_report(v) else { unreachable!() };
+        let Pdu::Deliver(d) = deliver_report(v) else {
+            unreachable!()
+        };
         assert_eq!(d.msg_content.len(), v.report_len());
         let r = d.report(v).unwrap().unwrap();
         assert_eq!(r, report(v));
@@ -538,22 +617,33 @@ fn status_reports_parse_in_both_layouts() {
         assert_eq!(d.report(v.other()).unwrap().unwrap(), r);
         assert_eq!(d.udh(), Ok(None));
     }
-    let Pdu::Deliver(mo) = deliver_mo(V30) else { unreachable!() };
+    let Pdu::Deliver(mo) = deliver_mo(V30) else {
+        unreachable!()
+    };
     assert_eq!(mo.report(V30), Ok(None));
     assert_eq!(mo.text(), "你好，世界");
     let mut bad = deliver_base(V30);
     bad.registered_delivery = 1;
     bad.msg_content = Bytes::from_static(b"short");
-    assert!(matches!(bad.report(V30), Err(DecodeError::Truncated { .. })));
+    assert!(matches!(
+        bad.report(V30),
+        Err(DecodeError::Truncated { .. })
+    ));
 }
 
 #[test]
 fn deliver_concat_accessors() {
-    let Pdu::Deliver(d) = deliver_mo_concat(V30) else { unreachable!() };
+    let Pdu::Deliver(d) = deliver_mo_concat(V30) else {
+        unreachable!()
+    };
     let h = d.udh().unwrap().unwrap();
     assert_eq!(
         h.concat,
-        Some(Concat { reference: ConcatRef::Eight(0x2a), total: 2, seq: 1 })
+        Some(Concat {
+            reference: ConcatRef::Eight(0x2a),
+            total: 2,
+            seq: 1
+        })
     );
     assert_eq!(d.user_data(), &[0x95, 0x7f, 0x77, 0xed]);
     assert_eq!(d.text(), "长短");
@@ -566,8 +656,16 @@ fn deliver_concat_accessors() {
 #[test]
 fn long_submit_matches_vectors_byte_for_byte() {
     let wires = [
-        [fixture!("2.0/submit_long.1.hex"), fixture!("2.0/submit_long.2.hex"), fixture!("2.0/submit_long.3.hex")],
-        [fixture!("3.0/submit_long.1.hex"), fixture!("3.0/submit_long.2.hex"), fixture!("3.0/submit_long.3.hex")],
+        [
+            fixture!("2.0/submit_long.1.hex"),
+            fixture!("2.0/submit_long.2.hex"),
+            fixture!("2.0/submit_long.3.hex"),
+        ],
+        [
+            fixture!("3.0/submit_long.1.hex"),
+            fixture!("3.0/submit_long.2.hex"),
+            fixture!("3.0/submit_long.3.hex"),
+        ],
     ];
     for (v, wires) in [V20, V30].into_iter().zip(wires) {
         let f = framer(v);
@@ -575,22 +673,37 @@ fn long_submit_matches_vectors_byte_for_byte() {
         assert_eq!(subs.len(), 3);
         for (i, (s, wire)) in subs.iter().zip(&wires).enumerate() {
             let enc = f.to_bytes(10 + i as u32, &Pdu::Submit(s.clone())).unwrap();
-            assert_eq!(hex::encode(&enc), hex::encode(wire), "{v:?} segment {}", i + 1);
+            assert_eq!(
+                hex::encode(&enc),
+                hex::encode(wire),
+                "{v:?} segment {}",
+                i + 1
+            );
             assert_eq!(s.udh().unwrap().unwrap().concat.unwrap().seq, i as u8 + 1);
         }
         // the same through the text module's splitter
         let text = "长短信测试".repeat(30);
         let mut template = submit_template(v);
         template.msg_fmt = DataCoding::ASCII;
-        let via_text = submits_for_text(&template, &text, DataCoding::UCS2, ConcatRef::Eight(0x2a)).unwrap();
+        let via_text =
+            submits_for_text(&template, &text, DataCoding::UCS2, ConcatRef::Eight(0x2a)).unwrap();
         assert_eq!(via_text, subs);
     }
     // a single segment keeps TP_udhi 0 and Pk 1/1
     let one = submits_for(
         &submit_template(V30),
-        &[Segment { concat: None, content: Bytes::from_static(HELLO_UCS2) }],
+        &[Segment {
+            concat: None,
+            content: Bytes::from_static(HELLO_UCS2),
+        }],
     );
-    assert_eq!(one, vec![match submit_ucs2(V30) { Pdu::Submit(s) => s, _ => unreachable!() }]);
+    assert_eq!(
+        one,
+        vec![match submit_ucs2(V30) {
+            Pdu::Submit(s) => s,
+            _ => unreachable!(),
+        }]
+    );
 }
 
 #[test]
@@ -601,14 +714,22 @@ fn encode_errors() {
     s.dest_terminal_ids = [fs("1234567890123456789012")].into_iter().collect();
     assert!(matches!(
         f.to_bytes(1, &Pdu::Submit(s.clone())),
-        Err(smsgw_codecs::EncodeError::TooLong { field: "Dest_terminal_Id", len: 22, max: 21, .. })
+        Err(smsgw_codecs::EncodeError::TooLong {
+            field: "Dest_terminal_Id",
+            len: 22,
+            max: 21,
+            ..
+        })
     ));
     assert!(framer(V30).to_bytes(1, &Pdu::Submit(s.clone())).is_ok());
     // recipients: 1..=100
     s.dest_terminal_ids.clear();
     assert!(matches!(
         f.to_bytes(1, &Pdu::Submit(s.clone())),
-        Err(smsgw_codecs::EncodeError::Invalid { field: "DestUsr_tl", .. })
+        Err(smsgw_codecs::EncodeError::Invalid {
+            field: "DestUsr_tl",
+            ..
+        })
     ));
     s.dest_terminal_ids = (0..100).map(|i| fs(&format!("138{i:08}"))).collect();
     let wire = framer(V30).to_bytes(1, &Pdu::Submit(s.clone())).unwrap();
@@ -620,7 +741,10 @@ fn encode_errors() {
     s.msg_content = Bytes::from(vec![b'a'; 256]);
     assert!(framer(V30).to_bytes(1, &Pdu::Submit(s)).is_err());
     // 1-byte Result in 2.0
-    let r = Pdu::SubmitResp(SubmitResp { msg_id: SUBMIT_ID, result: SubmitResult(300) });
+    let r = Pdu::SubmitResp(SubmitResp {
+        msg_id: SUBMIT_ID,
+        result: SubmitResult(300),
+    });
     assert!(f.to_bytes(1, &r).is_err());
     assert!(framer(V30).to_bytes(1, &r).is_ok());
 }
@@ -628,10 +752,24 @@ fn encode_errors() {
 #[test]
 fn responses_in_the_other_layout_are_read_by_length() {
     // a 3.0 client reading a 2.0 CONNECT_RESP (30 bytes) and vice versa
-    let p = expect_packet(framer(V30).decode(&mut BytesMut::from(&fixture!("2.0/connect_resp.hex")[..])).unwrap());
+    let p = expect_packet(
+        framer(V30)
+            .decode(&mut BytesMut::from(&fixture!("2.0/connect_resp.hex")[..]))
+            .unwrap(),
+    );
     assert_eq!(p.pdu, connect_resp(V20));
-    let p = expect_packet(framer(V20).decode(&mut BytesMut::from(&fixture!("3.0/submit_resp.hex")[..])).unwrap());
-    assert_eq!(p.pdu, Pdu::SubmitResp(SubmitResp { msg_id: SUBMIT_ID, result: SubmitResult::OK }));
+    let p = expect_packet(
+        framer(V20)
+            .decode(&mut BytesMut::from(&fixture!("3.0/submit_resp.hex")[..]))
+            .unwrap(),
+    );
+    assert_eq!(
+        p.pdu,
+        Pdu::SubmitResp(SubmitResp {
+            msg_id: SUBMIT_ID,
+            result: SubmitResult::OK
+        })
+    );
 }
 
 #[test]
@@ -667,7 +805,11 @@ fn json_output() {
     assert_eq!(j["Msg_Content"]["Msg_Id"]["u64"], 13996193133665779713u64);
     assert_eq!(j["Msg_Content"]["Msg_Id"]["hex"], "C23C778003E90001");
     assert_eq!(j["Msg_Content"]["Dest_terminal_Id"], "13800138000");
-    let j = Pdu::SubmitResp(SubmitResp { msg_id: SUBMIT_ID, result: SubmitResult::FLOW_CONTROL }).to_json();
+    let j = Pdu::SubmitResp(SubmitResp {
+        msg_id: SUBMIT_ID,
+        result: SubmitResult::FLOW_CONTROL,
+    })
+    .to_json();
     assert_eq!(j["result_class"], "throttled");
     assert_eq!(j["Msg_Id"]["gateway"], 1001);
     let j = connect(V30).to_json();
@@ -701,7 +843,10 @@ fn arb_result(v: Version) -> BoxedStrategy<u32> {
 /// (TP_udhi, Msg_Content): with a valid concat UDH when TP_udhi is set.
 fn arb_sm() -> impl Strategy<Value = (u8, Bytes)> {
     prop_oneof![
-        (prop_oneof![Just(0u8), Just(2u8), Just(0x80u8)], proptest::collection::vec(any::<u8>(), 0..=200))
+        (
+            prop_oneof![Just(0u8), Just(2u8), Just(0x80u8)],
+            proptest::collection::vec(any::<u8>(), 0..=200)
+        )
             .prop_map(|(u, c)| (u, Bytes::from(c))),
         (
             prop_oneof![Just(1u8), Just(0x40u8)],
@@ -712,23 +857,38 @@ fn arb_sm() -> impl Strategy<Value = (u8, Bytes)> {
             proptest::collection::vec(any::<u8>(), 0..=130)
         )
             .prop_map(|(u, r8, r16, wide, (total, seq), text)| {
-                let reference = if wide { ConcatRef::Sixteen(r16) } else { ConcatRef::Eight(r8) };
+                let reference = if wide {
+                    ConcatRef::Sixteen(r16)
+                } else {
+                    ConcatRef::Eight(r8)
+                };
                 let mut b = BytesMut::new();
-                Concat { reference, total, seq }.put(&mut b);
+                Concat {
+                    reference,
+                    total,
+                    seq,
+                }
+                .put(&mut b);
                 b.extend_from_slice(&text);
                 (u, b.freeze())
             }),
     ]
 }
 
-fn opt_v30<T: std::fmt::Debug + Clone + 'static>(v: Version, s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+fn opt_v30<T: std::fmt::Debug + Clone + 'static>(
+    v: Version,
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
     match v {
         V30 => s.prop_map(Some).boxed(),
         V20 => Just(None).boxed(),
     }
 }
 
-fn opt_v20<T: std::fmt::Debug + Clone + 'static>(v: Version, s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+fn opt_v20<T: std::fmt::Debug + Clone + 'static>(
+    v: Version,
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
     match v {
         V20 => s.prop_map(Some).boxed(),
         V30 => Just(None).boxed(),
@@ -876,7 +1036,9 @@ fn arb_pdu(v: Version) -> impl Strategy<Value = Pdu> {
 
 fn roundtrip(v: Version, seq: u32, pdu: &Pdu) -> Result<(), TestCaseError> {
     let f = framer(v);
-    let wire = f.to_bytes(seq, pdu).map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
+    let wire = f
+        .to_bytes(seq, pdu)
+        .map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
     let mut buf = BytesMut::from(&wire[..]);
     match f.decode(&mut buf) {
         Ok(Some(Inbound::Packet(p))) => {
@@ -890,8 +1052,20 @@ fn roundtrip(v: Version, seq: u32, pdu: &Pdu) -> Result<(), TestCaseError> {
 }
 
 const KNOWN_IDS: [u32; 14] = [
-    0x1, 0x8000_0001, 0x2, 0x8000_0002, 0x4, 0x8000_0004, 0x5, 0x8000_0005, 0x6, 0x8000_0006, 0x7,
-    0x8000_0007, 0x8, 0x8000_0008,
+    0x1,
+    0x8000_0001,
+    0x2,
+    0x8000_0002,
+    0x4,
+    0x8000_0004,
+    0x5,
+    0x8000_0005,
+    0x6,
+    0x8000_0006,
+    0x7,
+    0x8000_0007,
+    0x8,
+    0x8000_0008,
 ];
 
 proptest! {

@@ -146,7 +146,9 @@ impl Pdu {
                     match p.report(Version::V30) {
                         Ok(Some(r)) => report(&r),
                         Ok(None) => Value::Null,
-                        Err(e) => json!({ "hex": hex(&p.msg_content), "report_error": e.to_string() }),
+                        Err(e) => {
+                            json!({ "hex": hex(&p.msg_content), "report_error": e.to_string() })
+                        }
                     }
                 } else {
                     content(p.tp_udhi, p.msg_fmt, &p.msg_content)
@@ -190,7 +192,9 @@ impl Pdu {
             Pdu::CancelResp(p) => json!({ "Success_Id": p.success_id }),
             Pdu::ActiveTestResp(p) => json!({ "Reserved": opt(p.reserved) }),
             Pdu::Terminate | Pdu::TerminateResp | Pdu::ActiveTest => json!({}),
-            Pdu::Unknown { body, .. } => json!({ "body_hex": hex(body), "body_length": body.len() }),
+            Pdu::Unknown { body, .. } => {
+                json!({ "body_hex": hex(body), "body_length": body.len() })
+            }
         };
         if let Value::Object(f) = fields {
             m.extend(f);

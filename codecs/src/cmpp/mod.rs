@@ -97,7 +97,8 @@ impl Version {
 }
 
 /// The CMPP protocol for [`crate::Framer`], parameterised by its version.
-#[derive(Debug, Clone)]
+/// (`PartialEq` lets `Packet<Cmpp>` / `Inbound<Cmpp>` be compared.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cmpp {
     pub version: Version,
 }
@@ -218,8 +219,14 @@ impl CommandId {
             0x12 => ("CMPP_GET_MT_ROUTE", "CMPP_GET_MT_ROUTE_RESP"),
             0x13 => ("CMPP_MT_ROUTE_UPDATE", "CMPP_MT_ROUTE_UPDATE_RESP"),
             0x14 => ("CMPP_MO_ROUTE_UPDATE", "CMPP_MO_ROUTE_UPDATE_RESP"),
-            0x15 => ("CMPP_PUSH_MT_ROUTE_UPDATE", "CMPP_PUSH_MT_ROUTE_UPDATE_RESP"),
-            0x16 => ("CMPP_PUSH_MO_ROUTE_UPDATE", "CMPP_PUSH_MO_ROUTE_UPDATE_RESP"),
+            0x15 => (
+                "CMPP_PUSH_MT_ROUTE_UPDATE",
+                "CMPP_PUSH_MT_ROUTE_UPDATE_RESP",
+            ),
+            0x16 => (
+                "CMPP_PUSH_MO_ROUTE_UPDATE",
+                "CMPP_PUSH_MO_ROUTE_UPDATE_RESP",
+            ),
             0x17 => ("CMPP_GET_MO_ROUTE", "CMPP_GET_MO_ROUTE_RESP"),
             _ => return None,
         };
@@ -240,7 +247,15 @@ pub struct MsgId(pub u64);
 
 impl MsgId {
     /// Builds an id from its parts; each part is masked to its width.
-    pub const fn new(month: u8, day: u8, hour: u8, minute: u8, second: u8, gateway: u32, sequence: u16) -> Self {
+    pub const fn new(
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        gateway: u32,
+        sequence: u16,
+    ) -> Self {
         MsgId(
             ((month as u64 & 0xF) << 60)
                 | ((day as u64 & 0x1F) << 55)
@@ -519,7 +534,12 @@ fn auth_source_bytes(source_addr: &[u8], secret: &[u8], ts: Timestamp) -> [u8; 1
 /// 3.0 hashes the 4-byte big-endian Status; 2.0 the 1-byte Status (gocmpp).
 /// SMSGate hashes 4 bytes in 2.0 too: see [`authenticator_ismg_4byte`] and
 /// [`ConnectResp::verify`], which accepts both.
-pub fn authenticator_ismg(version: Version, status: ConnectStatus, auth_source: &[u8; 16], secret: &[u8]) -> [u8; 16] {
+pub fn authenticator_ismg(
+    version: Version,
+    status: ConnectStatus,
+    auth_source: &[u8; 16],
+    secret: &[u8],
+) -> [u8; 16] {
     match version {
         Version::V30 => authenticator_ismg_4byte(status, auth_source, secret),
         Version::V20 => md5(&[&[status.0 as u8], auth_source, secret]),
@@ -527,7 +547,11 @@ pub fn authenticator_ismg(version: Version, status: ConnectStatus, auth_source: 
 }
 
 /// The 4-byte-Status AuthenticatorISMG (3.0, and SMSGate's 2.0 variant).
-pub fn authenticator_ismg_4byte(status: ConnectStatus, auth_source: &[u8; 16], secret: &[u8]) -> [u8; 16] {
+pub fn authenticator_ismg_4byte(
+    status: ConnectStatus,
+    auth_source: &[u8; 16],
+    secret: &[u8],
+) -> [u8; 16] {
     md5(&[&status.0.to_be_bytes(), auth_source, secret])
 }
 
@@ -549,7 +573,12 @@ pub struct Connect {
 
 impl Connect {
     /// A CONNECT with its authenticator computed.
-    pub fn new(source_addr: &str, secret: &[u8], version: Version, timestamp: Timestamp) -> Result<Self, EncodeError> {
+    pub fn new(
+        source_addr: &str,
+        secret: &[u8],
+        version: Version,
+        timestamp: Timestamp,
+    ) -> Result<Self, EncodeError> {
         let source = FixedStr::new(source_addr.as_bytes()).map_err(|_| EncodeError::TooLong {
             pdu: "CMPP_CONNECT",
             field: "Source_Addr",
@@ -571,7 +600,8 @@ impl Connect {
 
     /// Whether AuthenticatorSource matches `secret`.
     pub fn verify(&self, secret: &[u8]) -> bool {
-        auth_source_bytes(self.source_addr.as_bytes(), secret, self.timestamp) == self.authenticator_source
+        auth_source_bytes(self.source_addr.as_bytes(), secret, self.timestamp)
+            == self.authenticator_source
     }
 
     fn decode(body: &Bytes) -> Result<Self, DecodeError> {
@@ -587,7 +617,8 @@ impl Connect {
     }
 
     fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        self.source_addr.put(dst, 6, "CMPP_CONNECT", "Source_Addr")?;
+        self.source_addr
+            .put(dst, 6, "CMPP_CONNECT", "Source_Addr")?;
         dst.put_slice(&self.authenticator_source);
         dst.put_u8(self.version);
         dst.put_u32(self.timestamp.0);
@@ -609,7 +640,13 @@ pub struct ConnectResp {
 impl ConnectResp {
     /// A response with its authenticator computed for `layout`; all zero
     /// when the status is not OK.
-    pub fn new(layout: Version, status: ConnectStatus, auth_source: &[u8; 16], secret: &[u8], server_version: u8) -> Self {
+    pub fn new(
+        layout: Version,
+        status: ConnectStatus,
+        auth_source: &[u8; 16],
+        secret: &[u8],
+        server_version: u8,
+    ) -> Self {
         let authenticator_ismg = if status.is_ok() {
             authenticator_ismg(layout, status, auth_source, secret)
         } else {
@@ -643,7 +680,13 @@ impl ConnectResp {
     }
 
     fn encode(&self, v: Version, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        put_uint(dst, self.status.0, v.result_len(), "CMPP_CONNECT_RESP", "Status")?;
+        put_uint(
+            dst,
+            self.status.0,
+            v.result_len(),
+            "CMPP_CONNECT_RESP",
+            "Status",
+        )?;
         dst.put_slice(&self.authenticator_ismg);
         dst.put_u8(self.version);
         Ok(())
@@ -781,7 +824,11 @@ impl Submit {
         let service_id = r.fixed("Service_Id", 10)?;
         let fee_user_type = r.u8("Fee_UserType")?;
         let fee_terminal_id = r.fixed("Fee_terminal_Id", tl)?;
-        let fee_terminal_type = if v30 { Some(r.u8("Fee_terminal_type")?) } else { None };
+        let fee_terminal_type = if v30 {
+            Some(r.u8("Fee_terminal_type")?)
+        } else {
+            None
+        };
         let tp_pid = r.u8("TP_pId")?;
         let tp_udhi = r.u8("TP_udhi")?;
         let msg_fmt = DataCoding(r.u8("Msg_Fmt")?);
@@ -800,7 +847,11 @@ impl Submit {
         for _ in 0..n {
             dest_terminal_ids.push(r.fixed("Dest_terminal_Id", tl)?);
         }
-        let dest_terminal_type = if v30 { Some(r.u8("Dest_terminal_type")?) } else { None };
+        let dest_terminal_type = if v30 {
+            Some(r.u8("Dest_terminal_type")?)
+        } else {
+            None
+        };
         let len = r.u8("Msg_Length")? as usize;
         let msg_content = r.bytes("Msg_Content", len)?;
         let (reserve, link_id) = if v30 {
@@ -945,7 +996,11 @@ pub struct DeliverResp {
     pub result: SubmitResult,
 }
 
-fn decode_id_result(pdu: &'static str, body: &Bytes, v: Version) -> Result<(MsgId, SubmitResult), DecodeError> {
+fn decode_id_result(
+    pdu: &'static str,
+    body: &Bytes,
+    v: Version,
+) -> Result<(MsgId, SubmitResult), DecodeError> {
     let width = resp_width(body.len(), 8, v);
     let mut r = Reader::new(pdu, body);
     let msg_id = MsgId(r.u64("Msg_Id")?);
@@ -954,7 +1009,13 @@ fn decode_id_result(pdu: &'static str, body: &Bytes, v: Version) -> Result<(MsgI
     Ok((msg_id, result))
 }
 
-fn encode_id_result(pdu: &'static str, msg_id: MsgId, result: SubmitResult, v: Version, dst: &mut BytesMut) -> Result<(), EncodeError> {
+fn encode_id_result(
+    pdu: &'static str,
+    msg_id: MsgId,
+    result: SubmitResult,
+    v: Version,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
     dst.put_u64(msg_id.0);
     put_uint(dst, result.0, v.result_len(), pdu, "Result")
 }
@@ -1088,7 +1149,11 @@ impl Deliver {
         let tp_udhi = r.u8("TP_udhi")?;
         let msg_fmt = DataCoding(r.u8("Msg_Fmt")?);
         let src_terminal_id = r.fixed("Src_terminal_Id", v.terminal_id_len())?;
-        let src_terminal_type = if v30 { Some(r.u8("Src_terminal_type")?) } else { None };
+        let src_terminal_type = if v30 {
+            Some(r.u8("Src_terminal_type")?)
+        } else {
+            None
+        };
         let registered_delivery = r.u8("Registered_Delivery")?;
         let len = r.u8("Msg_Length")? as usize;
         let msg_content = r.bytes("Msg_Content", len)?;
@@ -1127,7 +1192,8 @@ impl Deliver {
         dst.put_u8(self.tp_pid);
         dst.put_u8(self.tp_udhi);
         dst.put_u8(self.msg_fmt.0);
-        self.src_terminal_id.put(dst, v.terminal_id_len(), P, "Src_terminal_Id")?;
+        self.src_terminal_id
+            .put(dst, v.terminal_id_len(), P, "Src_terminal_Id")?;
         if v30 {
             dst.put_u8(self.src_terminal_type.unwrap_or(0));
         }
@@ -1137,7 +1203,9 @@ impl Deliver {
         if v30 {
             self.link_id.unwrap_or_default().put(dst, 20, P, "LinkID")?;
         } else {
-            self.reserved.unwrap_or_default().put(dst, 8, P, "Reserved")?;
+            self.reserved
+                .unwrap_or_default()
+                .put(dst, 8, P, "Reserved")?;
         }
         Ok(())
     }
@@ -1188,7 +1256,8 @@ impl Report {
         self.stat.put(dst, 7, P, "Stat")?;
         self.submit_time.put(dst, 10, P, "Submit_time")?;
         self.done_time.put(dst, 10, P, "Done_time")?;
-        self.dest_terminal_id.put(dst, version.terminal_id_len(), P, "Dest_terminal_Id")?;
+        self.dest_terminal_id
+            .put(dst, version.terminal_id_len(), P, "Dest_terminal_Id")?;
         dst.put_u32(self.smsc_sequence);
         Ok(())
     }
@@ -1351,7 +1420,10 @@ pub enum Pdu {
     ActiveTestResp(ActiveTestResp),
     /// A command this codec does not decode (FWD, routing commands, vendor
     /// ids); the body is kept verbatim.
-    Unknown { command_id: CommandId, body: Bytes },
+    Unknown {
+        command_id: CommandId,
+        body: Bytes,
+    },
 }
 
 impl Pdu {
@@ -1385,7 +1457,11 @@ impl Pdu {
     }
 
     /// Decodes a body (the bytes after the 12-byte header).
-    pub fn decode(version: Version, command_id: CommandId, body: Bytes) -> Result<Pdu, DecodeError> {
+    pub fn decode(
+        version: Version,
+        command_id: CommandId,
+        body: Bytes,
+    ) -> Result<Pdu, DecodeError> {
         let v = version;
         Ok(match command_id {
             CommandId::CONNECT => Pdu::Connect(Connect::decode(&body)?),
@@ -1429,7 +1505,11 @@ impl Pdu {
             }
             CommandId::ACTIVE_TEST_RESP => {
                 let mut r = Reader::new("CMPP_ACTIVE_TEST_RESP", &body);
-                let reserved = if r.remaining() == 0 { None } else { Some(r.u8("Reserved")?) };
+                let reserved = if r.remaining() == 0 {
+                    None
+                } else {
+                    Some(r.u8("Reserved")?)
+                };
                 r.finish()?;
                 Pdu::ActiveTestResp(ActiveTestResp { reserved })
             }
@@ -1447,14 +1527,22 @@ impl Pdu {
             Pdu::Submit(p) => p.encode(v, dst),
             Pdu::SubmitResp(p) => encode_id_result("CMPP_SUBMIT_RESP", p.msg_id, p.result, v, dst),
             Pdu::Deliver(p) => p.encode(v, dst),
-            Pdu::DeliverResp(p) => encode_id_result("CMPP_DELIVER_RESP", p.msg_id, p.result, v, dst),
+            Pdu::DeliverResp(p) => {
+                encode_id_result("CMPP_DELIVER_RESP", p.msg_id, p.result, v, dst)
+            }
             Pdu::Query(p) => p.encode(dst),
             Pdu::QueryResp(p) => p.encode(dst),
             Pdu::Cancel(p) => {
                 dst.put_u64(p.msg_id.0);
                 Ok(())
             }
-            Pdu::CancelResp(p) => put_uint(dst, p.success_id, v.result_len(), "CMPP_CANCEL_RESP", "Success_Id"),
+            Pdu::CancelResp(p) => put_uint(
+                dst,
+                p.success_id,
+                v.result_len(),
+                "CMPP_CANCEL_RESP",
+                "Success_Id",
+            ),
             Pdu::ActiveTestResp(p) => {
                 if let Some(b) = p.reserved {
                     dst.put_u8(b);
@@ -1493,7 +1581,13 @@ fn read_uint(r: &mut Reader<'_>, field: &'static str, width: usize) -> Result<u3
     }
 }
 
-fn put_uint(dst: &mut BytesMut, value: u32, width: usize, pdu: &'static str, field: &'static str) -> Result<(), EncodeError> {
+fn put_uint(
+    dst: &mut BytesMut,
+    value: u32,
+    width: usize,
+    pdu: &'static str,
+    field: &'static str,
+) -> Result<(), EncodeError> {
     if width == 1 {
         let b = u8::try_from(value).map_err(|_| EncodeError::Invalid {
             pdu,
@@ -1536,7 +1630,15 @@ mod tests {
         assert_eq!(id, MsgId(0xC23C_7780_03E9_0001));
         assert_eq!(id.0, 13996193133665779713);
         assert_eq!(
-            (id.month(), id.day(), id.hour(), id.minute(), id.second(), id.gateway(), id.sequence()),
+            (
+                id.month(),
+                id.day(),
+                id.hour(),
+                id.minute(),
+                id.second(),
+                id.gateway(),
+                id.sequence()
+            ),
             (12, 4, 15, 7, 30, 1001, 1)
         );
         let d = MsgId(0xC23C87C003E90002);
@@ -1568,7 +1670,10 @@ mod tests {
         assert_eq!(Stat::outcome(b"MB:0001"), ReportOutcome::Failed);
         assert_eq!(Stat::description(b"MB:0001"), "SMSC answered with an error");
         assert_eq!(CommandId::SUBMIT.response(), CommandId::SUBMIT_RESP);
-        assert_eq!(CommandId(0x8000_0012).name(), Some("CMPP_GET_MT_ROUTE_RESP"));
+        assert_eq!(
+            CommandId(0x8000_0012).name(),
+            Some("CMPP_GET_MT_ROUTE_RESP")
+        );
         assert_eq!(CommandId(3).name(), None);
     }
 }
