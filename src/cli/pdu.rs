@@ -279,13 +279,15 @@ pub fn encode_submit(kind: ProtocolKind, f: &SubmitFields) -> Result<Vec<Vec<u8>
                 cmpp::Version::V30
             };
             let framer = Framer::new(cmpp::Cmpp { version });
-            let mut t = cmpp::Submit::default();
-            t.registered_delivery = u8::from(f.report);
-            t.service_id = FixedStr::new(f.service_id.as_bytes())?;
-            t.msg_src = FixedStr::new(f.sp_id.as_bytes())?;
-            t.src_id = FixedStr::new(f.src.as_bytes())?;
-            t.msg_fmt = f.coding;
-            t.dest_terminal_ids = recipients(&f.to)?;
+            let t = cmpp::Submit {
+                registered_delivery: u8::from(f.report),
+                service_id: FixedStr::new(f.service_id.as_bytes())?,
+                msg_src: FixedStr::new(f.sp_id.as_bytes())?,
+                src_id: FixedStr::new(f.src.as_bytes())?,
+                msg_fmt: f.coding,
+                dest_terminal_ids: recipients(&f.to)?,
+                ..Default::default()
+            };
             for (i, s) in cmpp::submits_for(&t, &segments).iter().enumerate() {
                 let pdu = cmpp::Pdu::Submit(s.clone());
                 frames.push(
