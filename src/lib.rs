@@ -1,2 +1,3 @@
 //! smsgw: the logical sending layer between business systems and carrier
 //! SMS links.
+pub mod session;
