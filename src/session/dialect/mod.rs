@@ -1,0 +1,162 @@
+//! What the generic connection driver needs from each protocol: login,
+//! sequences, submit, classification of inbound packets, heartbeat and
+//! terminate. One implementation per protocol over its codec module.
+
+use smsgw_codecs::wire::Timestamp;
+use smsgw_codecs::{DecodeError, EncodeError, Packet, Protocol, StatusClass};
+
+use super::types::{CarrierMsgId, MoSegment, Report, Segment};
+
+pub mod cmpp;
+pub mod sgip;
+pub mod smgp;
+
+/// Account and secret for a login, plus SGIP's node id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// CMPP Source_Addr (SP_Id), SMGP ClientID, SGIP Login Name.
+    pub account: String,
+    pub secret: String,
+    /// SGIP: the SP node id (3AAAAQQQQQ) used in sequences; ignored elsewhere.
+    pub node_id: u32,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("account", &self.account)
+            .field("secret", &"***")
+            .field("node_id", &self.node_id)
+            .finish()
+    }
+}
+
+/// The carrier's answer to our login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginVerdict {
+    Ok,
+    Refused { code: u32, class: StatusClass },
+}
+
+/// The carrier's answer to one submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Accepted(CarrierMsgId),
+    Rejected { code: u32, class: StatusClass },
+}
+
+impl SubmitOutcome {
+    pub fn class(&self) -> StatusClass {
+        match self {
+            SubmitOutcome::Accepted(_) => StatusClass::Ok,
+            SubmitOutcome::Rejected { class, .. } => *class,
+        }
+    }
+}
+
+/// An inbound packet, sorted for the driver. `reply` is sent back at once.
+#[derive(Debug)]
+pub enum Classified<P: Protocol> {
+    /// Answer to our login.
+    LoginResp {
+        verdict: LoginVerdict,
+        /// The carrier's authenticator did not verify (logged, not fatal).
+        auth_mismatch: bool,
+    },
+    /// Answer to one of our submits.
+    SubmitResp { seq: P::Seq, outcome: SubmitOutcome },
+    /// A status report.
+    Report { report: Report, reply: Packet<P> },
+    /// An MO segment.
+    Mo { mo: MoSegment, reply: Packet<P> },
+    /// The peer's heartbeat.
+    HeartbeatReq { reply: Packet<P> },
+    /// Answer to our heartbeat.
+    HeartbeatResp,
+    /// The peer wants to end the session: answer, then close.
+    CloseReq { reply: Packet<P> },
+    /// Answer to our terminate.
+    CloseResp,
+    /// Some other request: answer it (an error response when not supported).
+    Other { reply: Option<Packet<P>> },
+    /// A response to something we do not track.
+    Ignore,
+}
+
+/// One protocol seen from the SP side.
+pub trait Dialect: Send + 'static {
+    type P: Protocol;
+
+    /// The codec protocol value (carries the version where there is one).
+    fn protocol(&self) -> Self::P;
+    /// Short name for spans and metrics labels ("cmpp", "smgp", "sgip").
+    fn name(&self) -> &'static str;
+
+    /// A fresh sequence; wraps.
+    fn next_seq(&mut self, ts: Timestamp) -> <Self::P as Protocol>::Seq;
+
+    /// The login request for `creds` at `ts`. Remembers what it needs to
+    /// verify the answer.
+    fn login(&mut self, creds: &Credentials, ts: Timestamp) -> <Self::P as Protocol>::Pdu;
+
+    /// The submit request for one segment.
+    fn submit(&self, creds: &Credentials, seg: &Segment) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
+
+    /// The keep-alive request; `None` when the protocol has none (SGIP).
+    fn heartbeat(&self) -> Option<<Self::P as Protocol>::Pdu>;
+
+    /// The end-of-session request.
+    fn terminate(&self) -> <Self::P as Protocol>::Pdu;
+
+    /// Sorts an inbound packet and builds any reply.
+    fn classify(&self, creds: &Credentials, pkt: Packet<Self::P>) -> Classified<Self::P>;
+
+    /// The answer to a well-framed packet whose body did not decode, or
+    /// `None` when the protocol says to drop the connection (SGIP) or the
+    /// packet was a response (nothing to answer).
+    fn malformed_reply(
+        &self,
+        command_id: u32,
+        seq: <Self::P as Protocol>::Seq,
+        error: &DecodeError,
+    ) -> Option<Packet<Self::P>>;
+}
+
+/// Which protocol a link speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtocolKind {
+    Cmpp2,
+    Cmpp3,
+    Smgp3,
+    Sgip12,
+}
+
+impl ProtocolKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolKind::Cmpp2 => "cmpp2",
+            ProtocolKind::Cmpp3 => "cmpp3",
+            ProtocolKind::Smgp3 => "smgp",
+            ProtocolKind::Sgip12 => "sgip",
+        }
+    }
+}
+
+impl std::str::FromStr for ProtocolKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cmpp2" | "cmpp20" | "cmpp2.0" => Ok(ProtocolKind::Cmpp2),
+            "cmpp" | "cmpp3" | "cmpp30" | "cmpp3.0" => Ok(ProtocolKind::Cmpp3),
+            "smgp" | "smgp3" | "smgp3.0" => Ok(ProtocolKind::Smgp3),
+            "sgip" | "sgip1.2" | "sgip12" => Ok(ProtocolKind::Sgip12),
+            other => Err(format!("unknown protocol {other:?} (cmpp2, cmpp3, smgp, sgip)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
