@@ -161,9 +161,9 @@ mod tests {
 
     #[test]
     fn parse_16bit_concat_after_port_element() {
-        let c = [0x0a, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02, b'x'];
+        let c = [0x0c, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02, b'x'];
         let udh = parse(&c).unwrap();
-        assert_eq!(udh.header_len, 11);
+        assert_eq!(udh.header_len, 13);
         assert_eq!(
             udh.concat,
             Some(Concat { reference: ConcatRef::Sixteen(0x1234), total: 2, seq: 2 })
