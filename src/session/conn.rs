@@ -316,7 +316,10 @@ impl<D: Dialect> Conn<'_, D> {
     async fn login(&mut self, peer: Option<SocketAddr>) -> Result<(), DownReason> {
         let ts = wall_timestamp();
         let seq = self.d.next_seq(ts);
-        let pdu = self.d.login(&self.p.creds, ts);
+        let pdu = self
+            .d
+            .login(&self.p.creds, ts)
+            .map_err(|e| DownReason::Config(format!("cannot build the login: {e}")))?;
         self.queue_frame(seq, &pdu);
         self.flush().await?;
         let deadline = tokio::time::Instant::now() + self.p.timers.login_timeout;
@@ -418,7 +421,7 @@ impl<D: Dialect> Conn<'_, D> {
                 self.m.decode_body.increment(1);
                 warn!(?seq, command_id = format_args!("{command_id:#010x}"), error = %error, "malformed packet");
                 debug!(hex = %HexFmt(&frame[..frame.len().min(256)]), "malformed frame");
-                return match self.d.malformed_reply(command_id, seq, &error) {
+                return match self.d.malformed_reply(command_id, seq, &error, &frame) {
                     Some(reply) => {
                         self.queue_packet(reply);
                         Ok(())
@@ -474,7 +477,7 @@ impl<D: Dialect> Conn<'_, D> {
             }
             Classified::Mo { mo, reply } => {
                 self.queue_packet(reply);
-                if let Some(mo) = self.sh.mo.push(mo, now) {
+                for mo in self.sh.mo.push(mo, now) {
                     self.pending.push(LinkEvent::Mo(mo));
                 }
             }

@@ -4,12 +4,12 @@
 //! exponential backoff. SGIP links also run the SP-side server on which the
 //! SMG delivers reports and MO messages.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use smsgw_codecs::reassembly::{self, Pushed, Reassembler};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -137,6 +137,23 @@ pub struct LinkHandle {
     events: mpsc::Sender<LinkEvent>,
     tasks: Vec<JoinHandle<()>>,
     sgip_addr: Option<SocketAddr>,
+}
+
+/// Submit-only handle; clone freely.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: async_channel::Sender<SubmitRequest>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Submitter {
+    /// Queues one segment; waits while the queue is full (backpressure).
+    pub async fn submit(&self, req: SubmitRequest) -> Result<(), SubmitError> {
+        if *self.shutdown.borrow() {
+            return Err(SubmitError::Closed(req));
+        }
+        self.tx.send(req).await.map_err(|e| SubmitError::Closed(e.into_inner()))
+    }
 }
 
 /// Entry point.
@@ -298,6 +315,14 @@ impl LinkHandle {
         })
     }
 
+    /// A cloneable submit-only handle (for producer tasks).
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            tx: self.tx.clone(),
+            shutdown: self.shutdown.subscribe(),
+        }
+    }
+
     /// Submits waiting for a connection.
     pub fn queued(&self) -> usize {
         self.tx.len()
@@ -326,78 +351,64 @@ impl LinkHandle {
 }
 
 /// Reassembles MO segments of a link (segments of one message may arrive
-/// on different connections). Keyed by sender, reference and total; partial
-/// messages are dropped after a TTL.
+/// on different connections) with `smsgw_codecs::reassembly`. Keyed by
+/// (sender, receiving number). Sets that stay incomplete past the TTL are
+/// delivered with what arrived (logged), never dropped silently.
 #[derive(Clone)]
 pub struct MoAssembler {
-    inner: Arc<Mutex<AssemblerState>>,
-}
-
-struct AssemblerState {
-    ttl: Duration,
-    parts: HashMap<(String, u16, u8), Partial>,
-}
-
-struct Partial {
-    first: Instant,
-    mo: Mo,
-    segs: Vec<Option<Bytes>>,
+    inner: Arc<Mutex<Reassembler<(String, String)>>>,
 }
 
 impl MoAssembler {
     pub fn new(ttl: Duration) -> Self {
         MoAssembler {
-            inner: Arc::new(Mutex::new(AssemblerState {
-                ttl,
-                parts: HashMap::new(),
-            })),
+            inner: Arc::new(Mutex::new(Reassembler::new(ttl, 10_000))),
         }
     }
 
-    /// Feeds one MO segment; returns the whole message once complete.
-    /// A segment whose UDH cannot be read is passed through as it is.
-    pub fn push(&self, seg: MoSegment, now: Instant) -> Option<Mo> {
-        if !seg.udhi {
-            return Some(seg.mo);
-        }
-        let Ok(udh) = smsgw_codecs::udh::parse(&seg.mo.content) else {
-            return Some(seg.mo);
+    /// Feeds one MO segment; returns every message completed (or expired)
+    /// by it. A segment whose UDH cannot be read is passed through whole.
+    pub fn push(&self, seg: MoSegment, now: Instant) -> Vec<Mo> {
+        let mut out = Vec::new();
+        let flag = if seg.udhi { 1 } else { 0 };
+        let (concat, payload) = match reassembly::segment_of(flag, &seg.mo.content) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "mo user data header unreadable; delivering the content as is");
+                out.push(seg.mo);
+                return out;
+            }
         };
-        let text = seg.mo.content.slice(udh.text_offset.min(seg.mo.content.len())..);
-        let Some(concat) = udh.concat.filter(|c| c.is_usable()) else {
-            let mut mo = seg.mo;
-            mo.content = text;
-            return Some(mo);
+        let template = |content: Bytes| Mo {
+            content,
+            ..seg.mo.clone()
+        };
+        let Some(concat) = concat else {
+            out.push(template(payload));
+            return out;
         };
         let mut st = match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let ttl = st.ttl;
-        st.parts.retain(|_, p| now.saturating_duration_since(p.first) < ttl);
-        let key = (seg.mo.src.clone(), concat.reference.value(), concat.total);
-        let entry = st.parts.entry(key.clone()).or_insert_with(|| Partial {
-            first: now,
-            mo: Mo {
-                content: Bytes::new(),
+        let key = (seg.mo.src.clone(), seg.mo.dest.clone());
+        let mut expired = st.expire(now);
+        match st.push(key, concat, payload.clone(), now) {
+            Pushed::Complete(parts) => out.push(template(reassembly::join(&parts))),
+            Pushed::Ignored => out.push(template(payload)),
+            Pushed::Duplicate => {}
+            Pushed::Pending { evicted, .. } => expired.extend(evicted),
+        }
+        drop(st);
+        for e in expired {
+            warn!(missing = ?e.missing(), total = e.total, "incomplete mo delivered after ttl");
+            out.push(Mo {
+                src: e.key.0.clone(),
+                dest: e.key.1.clone(),
+                content: reassembly::join(&e.arrived()),
                 ..seg.mo.clone()
-            },
-            segs: vec![None; concat.total as usize],
-        });
-        let idx = concat.seq as usize - 1;
-        if idx < entry.segs.len() {
-            entry.segs[idx] = Some(text);
+            });
         }
-        if entry.segs.iter().all(Option::is_some) {
-            let p = st.parts.remove(&key)?;
-            let mut buf = BytesMut::new();
-            for s in p.segs.into_iter().flatten() {
-                buf.extend_from_slice(&s);
-            }
-            let mut mo = p.mo;
-            mo.content = buf.freeze();
-            return Some(mo);
-        }
-        None
+        out
     }
 }

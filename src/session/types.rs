@@ -212,6 +212,8 @@ pub enum DownReason {
     HeartbeatMissed,
     /// The peer asked to close (TERMINATE / Exit / Unbind).
     PeerClosed,
+    /// The link config cannot produce a valid login (e.g. account too long).
+    Config(String),
     /// We shut down.
     Shutdown,
 }
@@ -227,6 +229,7 @@ impl DownReason {
             DownReason::Framing(_) => "framing",
             DownReason::HeartbeatMissed => "heartbeat",
             DownReason::PeerClosed => "peer_closed",
+            DownReason::Config(_) => "config",
             DownReason::Shutdown => "shutdown",
         }
     }
@@ -242,6 +245,7 @@ impl fmt::Display for DownReason {
             DownReason::Framing(e) => write!(f, "framing: {e}"),
             DownReason::HeartbeatMissed => f.write_str("heartbeats unanswered"),
             DownReason::PeerClosed => f.write_str("peer closed the session"),
+            DownReason::Config(e) => write!(f, "config: {e}"),
             DownReason::Shutdown => f.write_str("shut down"),
         }
     }

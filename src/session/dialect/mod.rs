@@ -2,6 +2,7 @@
 //! sequences, submit, classification of inbound packets, heartbeat and
 //! terminate. One implementation per protocol over its codec module.
 
+use bytes::Bytes;
 use smsgw_codecs::wire::Timestamp;
 use smsgw_codecs::{DecodeError, EncodeError, Packet, Protocol, StatusClass};
 
@@ -97,7 +98,7 @@ pub trait Dialect: Send + 'static {
 
     /// The login request for `creds` at `ts`. Remembers what it needs to
     /// verify the answer.
-    fn login(&mut self, creds: &Credentials, ts: Timestamp) -> <Self::P as Protocol>::Pdu;
+    fn login(&mut self, creds: &Credentials, ts: Timestamp) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
 
     /// The submit request for one segment.
     fn submit(&self, creds: &Credentials, seg: &Segment) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
@@ -119,6 +120,7 @@ pub trait Dialect: Send + 'static {
         command_id: u32,
         seq: <Self::P as Protocol>::Seq,
         error: &DecodeError,
+        frame: &Bytes,
     ) -> Option<Packet<Self::P>>;
 }
 
