@@ -6,3 +6,14 @@
 pub mod backoff;
 pub mod rate;
 pub mod window;
+pub mod bench;
+pub mod conn;
+pub mod dialect;
+pub mod link;
+pub mod metrics;
+pub mod types;
+
+pub use bench::{run_bench, BenchArgs, BenchReport};
+pub use dialect::{Credentials, ProtocolKind};
+pub use link::{Link, LinkConfig, LinkError, LinkHandle, SgipServerConfig, SubmitError, Submitter};
+pub use types::{CarrierMsgId, DownReason, LinkEvent, Mo, Report, Segment, SubmitRequest};
