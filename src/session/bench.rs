@@ -116,8 +116,8 @@ impl BenchReport {
 fn family(p: ProtocolKind) -> Family {
     match p {
         ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => Family::Cmpp,
-        ProtocolKind::Smgp3 => Family::Smgp,
-        ProtocolKind::Sgip12 => Family::Sgip,
+        ProtocolKind::Smgp => Family::Smgp,
+        ProtocolKind::Sgip => Family::Sgip,
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
@@ -103,14 +103,10 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The wall-clock timestamp for logins and SGIP sequences, `MMDDhhmmss` in
-/// China Standard Time (UTC+8), which the carriers use.
+/// The wall-clock timestamp for logins and SGIP sequences (`MMDDhhmmss`,
+/// local time; see [`crate::clock`]).
 pub fn wall_timestamp() -> Timestamp {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    timestamp_from_unix(secs + 8 * 3600)
+    crate::clock::carrier_timestamp()
 }
 
 /// `MMDDhhmmss` of a Unix time (already shifted to the wanted zone).

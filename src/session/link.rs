@@ -112,7 +112,7 @@ impl LinkConfig {
         if self.timers.heartbeat_max_missed == 0 {
             return bad("heartbeat_max_missed must be at least 1");
         }
-        if self.sgip_server.is_some() && self.protocol != ProtocolKind::Sgip12 {
+        if self.sgip_server.is_some() && self.protocol != ProtocolKind::Sgip {
             return bad("sgip_server is only for SGIP links");
         }
         Ok(())
@@ -214,10 +214,10 @@ impl Link {
                 ProtocolKind::Cmpp3 => spawn_supervisor(params, shared.clone(), cfg.reconnect, || {
                     dialect::cmpp::CmppDialect::new(dialect::cmpp::CmppVersion::V30)
                 }),
-                ProtocolKind::Smgp3 => {
+                ProtocolKind::Smgp => {
                     spawn_supervisor(params, shared.clone(), cfg.reconnect, dialect::smgp::SmgpDialect::new)
                 }
-                ProtocolKind::Sgip12 => {
+                ProtocolKind::Sgip => {
                     let node = cfg.creds.node_id;
                     spawn_supervisor(params, shared.clone(), cfg.reconnect, move || {
                         dialect::sgip::SgipDialect::new(node)

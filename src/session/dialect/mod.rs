@@ -124,41 +124,5 @@ pub trait Dialect: Send + 'static {
     ) -> Option<Packet<Self::P>>;
 }
 
-/// Which protocol a link speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProtocolKind {
-    Cmpp2,
-    Cmpp3,
-    Smgp3,
-    Sgip12,
-}
-
-impl ProtocolKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProtocolKind::Cmpp2 => "cmpp2",
-            ProtocolKind::Cmpp3 => "cmpp3",
-            ProtocolKind::Smgp3 => "smgp",
-            ProtocolKind::Sgip12 => "sgip",
-        }
-    }
-}
-
-impl std::str::FromStr for ProtocolKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "cmpp2" | "cmpp20" | "cmpp2.0" => Ok(ProtocolKind::Cmpp2),
-            "cmpp" | "cmpp3" | "cmpp30" | "cmpp3.0" => Ok(ProtocolKind::Cmpp3),
-            "smgp" | "smgp3" | "smgp3.0" => Ok(ProtocolKind::Smgp3),
-            "sgip" | "sgip1.2" | "sgip12" => Ok(ProtocolKind::Sgip12),
-            other => Err(format!("unknown protocol {other:?} (cmpp2, cmpp3, smgp, sgip)")),
-        }
-    }
-}
-
-impl std::fmt::Display for ProtocolKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which protocol a link speaks (the crate-wide name set).
+pub use crate::protocol::ProtocolKind;
