@@ -137,6 +137,7 @@ pub struct LinkHandle {
     events: mpsc::Sender<LinkEvent>,
     tasks: Vec<JoinHandle<()>>,
     sgip_addr: Option<SocketAddr>,
+    rate: SharedRate,
 }
 
 /// Submit-only handle; clone freely.
@@ -173,7 +174,7 @@ impl Link {
         let shared = ConnShared {
             queue: rx.clone(),
             events: ev_tx.clone(),
-            rate,
+            rate: rate.clone(),
             shutdown: sd_rx.clone(),
             mo: mo.clone(),
         };
@@ -235,6 +236,7 @@ impl Link {
                 events: ev_tx,
                 tasks,
                 sgip_addr,
+                rate,
             },
             ev_rx,
         ))
@@ -321,6 +323,11 @@ impl LinkHandle {
             tx: self.tx.clone(),
             shutdown: self.shutdown.subscribe(),
         }
+    }
+
+    /// The adaptive submit rate now (`None` when unlimited).
+    pub fn current_tps(&self) -> Option<f64> {
+        self.rate.current_tps()
     }
 
     /// Submits waiting for a connection.
