@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use smsgw::cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "smsgw", version, about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2")]
+#[command(
+    name = "smsgw",
+    version,
+    about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
