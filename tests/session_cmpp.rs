@@ -45,6 +45,11 @@ struct PeerCfg {
     mute_active_test: bool,
     /// Send our own ACTIVE_TEST after login.
     probe_active_test: bool,
+    /// After login, send a DELIVER whose body is truncated.
+    malformed_deliver: bool,
+    /// After this many submits (first connection), write a frame with a
+    /// declared length below the header: a framing error.
+    garbage_after: Option<u32>,
 }
 
 #[derive(Default)]
@@ -54,6 +59,8 @@ struct PeerStats {
     active_tests: AtomicU32,
     active_test_resps: AtomicU32,
     terminates: AtomicU32,
+    /// Result of the DELIVER_RESPs we got back.
+    deliver_resp_results: Mutex<Vec<u32>>,
     /// Submit sequence → times seen.
     seen: Mutex<HashMap<u32, u32>>,
 }
@@ -98,6 +105,14 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                         let _ = sock.write_all(&wbuf).await;
                         return;
                     }
+                    if cfg.malformed_deliver {
+                        seq += 1;
+                        // Header for a DELIVER with a 5-byte body: far too short.
+                        wbuf.extend_from_slice(&17u32.to_be_bytes());
+                        wbuf.extend_from_slice(&5u32.to_be_bytes());
+                        wbuf.extend_from_slice(&seq.to_be_bytes());
+                        wbuf.extend_from_slice(&[1, 2, 3, 4, 5]);
+                    }
                     if cfg.probe_active_test {
                         seq += 1;
                         framer.encode(seq, &Pdu::ActiveTest, &mut wbuf).unwrap();
@@ -115,6 +130,13 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                     if conn_no == 1 && cfg.close_after.is_some_and(|k| submits_here >= k) {
                         let _ = sock.write_all(&wbuf).await;
                         return; // killed mid-stream, this submit unanswered
+                    }
+                    if conn_no == 1 && cfg.garbage_after.is_some_and(|k| submits_here >= k) {
+                        wbuf.extend_from_slice(&[0, 0, 0, 3, 0xde, 0xad]);
+                        let _ = sock.write_all(&wbuf).await;
+                        // Keep the socket open: the client must close it.
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        return;
                     }
                     if cfg.drop_first_of_every > 0 && times == 1 && n % cfg.drop_first_of_every == 0 {
                         continue;
@@ -143,6 +165,9 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                     if !cfg.mute_active_test {
                         framer.encode(s, &Pdu::ActiveTestResp(ActiveTestResp::default()), &mut wbuf).unwrap();
                     }
+                }
+                Pdu::DeliverResp(r) => {
+                    st.deliver_resp_results.lock().unwrap().push(r.result.0);
                 }
                 Pdu::ActiveTestResp(_) => {
                     st.active_test_resps.fetch_add(1, Ordering::SeqCst);
@@ -386,4 +411,59 @@ async fn throttle_results_slow_the_rate_and_lose_nothing() {
     let tps = link.current_tps().unwrap();
     assert!(tps < 500.0, "rate was cut: {tps}");
     link.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_deliver_is_answered_and_the_session_continues() {
+    let (addr, stats) = start_peer(PeerCfg { malformed_deliver: true, ..Default::default() }).await;
+    let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
+    submit_all(&link, 5).await;
+    let evs = collect(&mut rx, Duration::from_secs(5), |e| results(e).len() == 5).await;
+    assert!(results(&evs).values().all(|e| matches!(e, LinkEvent::Accepted { .. })));
+    assert_eq!(*stats.deliver_resp_results.lock().unwrap(), vec![1], "answered with Result 1 (bad structure)");
+    assert!(!evs.iter().any(|e| matches!(e, LinkEvent::Down { .. })), "{evs:?}");
+    link.shutdown().await;
+}
+
+#[tokio::test]
+async fn framing_error_closes_and_in_flight_becomes_unknown() {
+    let (addr, _stats) = start_peer(PeerCfg { garbage_after: Some(10), ..Default::default() }).await;
+    let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
+    submit_all(&link, 40).await;
+    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 40).await;
+    let res = results(&evs);
+    assert_eq!(res.len(), 40);
+    assert!(evs.iter().any(|e| matches!(e, LinkEvent::Down { reason: DownReason::Framing(_), .. })), "{evs:?}");
+    assert!(res.values().any(|e| matches!(e, LinkEvent::Unknown { .. })));
+    assert!(res.values().all(|e| matches!(e, LinkEvent::Unknown { .. } | LinkEvent::Accepted { .. })));
+    link.shutdown().await;
+}
+
+#[tokio::test]
+async fn bench_reports_throughput_latency_and_reports() {
+    let (addr, _stats) = start_peer(PeerCfg { reports: true, ..Default::default() }).await;
+    let args = smsgw::session::BenchArgs {
+        protocol: ProtocolKind::Cmpp3,
+        target: addr,
+        account: ACCOUNT.into(),
+        secret: SECRET.into(),
+        messages: 300,
+        connections: 2,
+        window: 16,
+        tps: 0,
+        text: "bench".into(),
+        json: true,
+    };
+    let report = smsgw::session::run_bench(args).await.unwrap();
+    assert_eq!(report.segments, 300);
+    assert_eq!(report.accepted, 300, "{report:?}");
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.reports, 300);
+    assert!(report.msgs_per_s > 0.0 && report.p50_ms > 0.0 && report.p99_ms >= report.p50_ms);
+    let shown = report.to_string();
+    let last = shown.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    for key in ["messages", "msgs_per_s", "p50_ms", "p99_ms", "errors"] {
+        assert!(v.get(key).is_some(), "json has {key}: {last}");
+    }
 }
