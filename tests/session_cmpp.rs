@@ -12,11 +12,12 @@ use smsgw::session::backoff::Backoff;
 use smsgw::session::rate::RateConfig;
 use smsgw::session::window::WindowConfig;
 use smsgw::session::{
-    CarrierMsgId, Credentials, DownReason, Link, LinkConfig, LinkEvent, LinkHandle, ProtocolKind, Segment,
-    SubmitRequest,
+    CarrierMsgId, Credentials, DownReason, Link, LinkConfig, LinkEvent, LinkHandle, ProtocolKind,
+    Segment, SubmitRequest,
 };
 use smsgw_codecs::cmpp::{
-    ActiveTestResp, Cmpp, ConnectResp, ConnectStatus, Deliver, MsgId, Pdu, Report, SubmitResp, SubmitResult, Version,
+    ActiveTestResp, Cmpp, ConnectResp, ConnectStatus, Deliver, MsgId, Pdu, Report, SubmitResp,
+    SubmitResult, Version,
 };
 use smsgw_codecs::wire::FixedStr;
 use smsgw_codecs::{Framer, Inbound, Packet, StatusClass};
@@ -73,7 +74,9 @@ async fn start_peer(cfg: PeerCfg) -> (String, Arc<PeerStats>) {
     tokio::spawn(async move {
         let mut conn_no = 0u32;
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             conn_no += 1;
             tokio::spawn(peer_conn(sock, cfg.clone(), st.clone(), conn_no));
         }
@@ -93,14 +96,28 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
             Ok(_) => {}
         }
         while let Ok(Some(item)) = framer.decode(&mut rbuf) {
-            let Inbound::Packet(Packet { seq: s, pdu }) = item else { continue };
+            let Inbound::Packet(Packet { seq: s, pdu }) = item else {
+                continue;
+            };
             match pdu {
                 Pdu::Connect(c) => {
                     st.connects.fetch_add(1, Ordering::SeqCst);
                     let ok = !cfg.refuse && c.verify(SECRET.as_bytes());
-                    let status = if ok { ConnectStatus::OK } else { ConnectStatus::AUTH_FAILED };
-                    let resp = ConnectResp::new(Version::V30, status, &c.authenticator_source, SECRET.as_bytes(), 0x30);
-                    framer.encode(s, &Pdu::ConnectResp(resp), &mut wbuf).unwrap();
+                    let status = if ok {
+                        ConnectStatus::OK
+                    } else {
+                        ConnectStatus::AUTH_FAILED
+                    };
+                    let resp = ConnectResp::new(
+                        Version::V30,
+                        status,
+                        &c.authenticator_source,
+                        SECRET.as_bytes(),
+                        0x30,
+                    );
+                    framer
+                        .encode(s, &Pdu::ConnectResp(resp), &mut wbuf)
+                        .unwrap();
                     if !ok {
                         let _ = sock.write_all(&wbuf).await;
                         return;
@@ -138,12 +155,25 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         return;
                     }
-                    if cfg.drop_first_of_every > 0 && times == 1 && n % cfg.drop_first_of_every == 0 {
+                    if cfg.drop_first_of_every > 0
+                        && times == 1
+                        && n.is_multiple_of(cfg.drop_first_of_every)
+                    {
                         continue;
                     }
-                    let result = if n <= cfg.throttle_first { SubmitResult::FLOW_CONTROL } else { SubmitResult::OK };
+                    let result = if n <= cfg.throttle_first {
+                        SubmitResult::FLOW_CONTROL
+                    } else {
+                        SubmitResult::OK
+                    };
                     let msg_id = MsgId(0x1000_0000 + s as u64);
-                    framer.encode(s, &Pdu::SubmitResp(SubmitResp { msg_id, result }), &mut wbuf).unwrap();
+                    framer
+                        .encode(
+                            s,
+                            &Pdu::SubmitResp(SubmitResp { msg_id, result }),
+                            &mut wbuf,
+                        )
+                        .unwrap();
                     if cfg.reports && result == SubmitResult::OK {
                         let report = Report {
                             msg_id,
@@ -153,7 +183,10 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                             dest_terminal_id: FixedStr::new(b"13800138000").unwrap(),
                             smsc_sequence: 1,
                         };
-                        let mut d = Deliver { msg_id: MsgId(99), ..Default::default() };
+                        let mut d = Deliver {
+                            msg_id: MsgId(99),
+                            ..Default::default()
+                        };
                         d.set_report(&report, Version::V30).unwrap();
                         d.normalize(Version::V30);
                         seq += 1;
@@ -163,7 +196,13 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                 Pdu::ActiveTest => {
                     st.active_tests.fetch_add(1, Ordering::SeqCst);
                     if !cfg.mute_active_test {
-                        framer.encode(s, &Pdu::ActiveTestResp(ActiveTestResp::default()), &mut wbuf).unwrap();
+                        framer
+                            .encode(
+                                s,
+                                &Pdu::ActiveTestResp(ActiveTestResp::default()),
+                                &mut wbuf,
+                            )
+                            .unwrap();
                     }
                 }
                 Pdu::DeliverResp(r) => {
@@ -195,20 +234,36 @@ fn config(addr: &str) -> LinkConfig {
         "test",
         ProtocolKind::Cmpp3,
         addr,
-        Credentials { account: ACCOUNT.into(), secret: SECRET.into(), node_id: 0 },
+        Credentials {
+            account: ACCOUNT.into(),
+            secret: SECRET.into(),
+            node_id: 0,
+        },
     );
     cfg.window = WindowConfig::try_new(16, Duration::from_millis(300), 3).unwrap();
     cfg.timers.connect_timeout = Duration::from_secs(2);
     cfg.timers.login_timeout = Duration::from_secs(2);
     cfg.timers.shutdown_grace = Duration::from_secs(1);
-    cfg.reconnect = Backoff::try_new(Duration::from_millis(50), Duration::from_millis(400), 2.0, 0.2).unwrap();
+    cfg.reconnect = Backoff::try_new(
+        Duration::from_millis(50),
+        Duration::from_millis(400),
+        2.0,
+        0.2,
+    )
+    .unwrap();
     cfg
 }
 
 fn req(token: u64) -> SubmitRequest {
     SubmitRequest {
         token,
-        segment: Segment::single("1065", "13800138000", "svc", 0, bytes::Bytes::from_static(b"hello")),
+        segment: Segment::single(
+            "1065",
+            "13800138000",
+            "svc",
+            0,
+            bytes::Bytes::from_static(b"hello"),
+        ),
     }
 }
 
@@ -234,7 +289,10 @@ fn results(evs: &[LinkEvent]) -> HashMap<u64, LinkEvent> {
     let mut out = HashMap::new();
     for ev in evs {
         if let Some(t) = ev.token() {
-            assert!(out.insert(t, ev.clone()).is_none(), "token {t} got two results: {ev:?}");
+            assert!(
+                out.insert(t, ev.clone()).is_none(),
+                "token {t} got two results: {ev:?}"
+            );
         }
     }
     out
@@ -246,7 +304,11 @@ async fn submit_all(link: &LinkHandle, n: u64) {
     }
 }
 
-async fn shutdown_and_drain(link: LinkHandle, rx: &mut mpsc::Receiver<LinkEvent>, evs: &mut Vec<LinkEvent>) {
+async fn shutdown_and_drain(
+    link: LinkHandle,
+    rx: &mut mpsc::Receiver<LinkEvent>,
+    evs: &mut Vec<LinkEvent>,
+) {
     let drain = async {
         while let Some(ev) = rx.recv().await {
             evs.push(ev);
@@ -258,20 +320,30 @@ async fn shutdown_and_drain(link: LinkHandle, rx: &mut mpsc::Receiver<LinkEvent>
 
 #[tokio::test]
 async fn submits_are_accepted_and_reports_arrive() {
-    let (addr, stats) = start_peer(PeerCfg { reports: true, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        reports: true,
+        ..Default::default()
+    })
+    .await;
     let mut cfg = config(&addr);
     cfg.connections = 2;
     let (link, mut rx) = Link::start(cfg).await.unwrap();
     submit_all(&link, 200).await;
     let evs = collect(&mut rx, Duration::from_secs(10), |e| {
-        results(e).len() == 200 && e.iter().filter(|e| matches!(e, LinkEvent::Report(_))).count() == 200
+        results(e).len() == 200
+            && e.iter()
+                .filter(|e| matches!(e, LinkEvent::Report(_)))
+                .count()
+                == 200
     })
     .await;
     let res = results(&evs);
     assert_eq!(res.len(), 200);
     let mut ids = Vec::new();
     for (_, ev) in res {
-        let LinkEvent::Accepted { carrier_id, .. } = ev else { panic!("{ev:?}") };
+        let LinkEvent::Accepted { carrier_id, .. } = ev else {
+            panic!("{ev:?}")
+        };
         ids.push(carrier_id);
     }
     let reports: Vec<CarrierMsgId> = evs
@@ -285,21 +357,45 @@ async fn submits_are_accepted_and_reports_arrive() {
     let mut r2 = reports.clone();
     r2.sort();
     assert_eq!(ids, r2, "every accepted id got its report");
-    assert!(evs.iter().filter(|e| matches!(e, LinkEvent::Up { .. })).count() == 2);
+    assert!(
+        evs.iter()
+            .filter(|e| matches!(e, LinkEvent::Up { .. }))
+            .count()
+            == 2
+    );
     let mut rest = Vec::new();
     shutdown_and_drain(link, &mut rx, &mut rest).await;
-    assert_eq!(stats.terminates.load(Ordering::SeqCst), 2, "graceful terminate on both connections");
-    assert!(rest.iter().all(|e| e.token().is_none()), "nothing left over: {rest:?}");
+    assert_eq!(
+        stats.terminates.load(Ordering::SeqCst),
+        2,
+        "graceful terminate on both connections"
+    );
+    assert!(
+        rest.iter().all(|e| e.token().is_none()),
+        "nothing left over: {rest:?}"
+    );
 }
 
 #[tokio::test]
 async fn login_refused_backs_off_without_hot_loop() {
-    let (addr, stats) = start_peer(PeerCfg { refuse: true, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        refuse: true,
+        ..Default::default()
+    })
+    .await;
     let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
     let evs = collect(&mut rx, Duration::from_millis(1200), |_| false).await;
     let downs: Vec<_> = evs
         .iter()
-        .filter(|e| matches!(e, LinkEvent::Down { reason: DownReason::LoginRefused { code: 3, .. }, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                LinkEvent::Down {
+                    reason: DownReason::LoginRefused { code: 3, .. },
+                    ..
+                }
+            )
+        })
         .collect();
     assert!(!downs.is_empty(), "login refusal reported: {evs:?}");
     assert!(!evs.iter().any(|e| matches!(e, LinkEvent::Up { .. })));
@@ -310,76 +406,155 @@ async fn login_refused_backs_off_without_hot_loop() {
     link.submit(req(1)).await.unwrap();
     let mut rest = Vec::new();
     shutdown_and_drain(link, &mut rx, &mut rest).await;
-    assert!(rest.iter().any(|e| matches!(e, LinkEvent::Unsent { token: 1 })), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|e| matches!(e, LinkEvent::Unsent { token: 1 })),
+        "{rest:?}"
+    );
 }
 
 #[tokio::test]
 async fn heartbeats_both_directions() {
-    let (addr, stats) = start_peer(PeerCfg { probe_active_test: true, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        probe_active_test: true,
+        ..Default::default()
+    })
+    .await;
     let mut cfg = config(&addr);
     cfg.timers.heartbeat_idle = Duration::from_millis(100);
     cfg.timers.heartbeat_timeout = Duration::from_millis(200);
     let (link, mut rx) = Link::start(cfg).await.unwrap();
     let evs = collect(&mut rx, Duration::from_millis(700), |_| false).await;
-    assert!(stats.active_tests.load(Ordering::SeqCst) >= 2, "we send ACTIVE_TEST when idle");
-    assert_eq!(stats.active_test_resps.load(Ordering::SeqCst), 1, "we answer the peer's ACTIVE_TEST");
-    assert!(!evs.iter().any(|e| matches!(e, LinkEvent::Down { .. })), "{evs:?}");
+    assert!(
+        stats.active_tests.load(Ordering::SeqCst) >= 2,
+        "we send ACTIVE_TEST when idle"
+    );
+    assert_eq!(
+        stats.active_test_resps.load(Ordering::SeqCst),
+        1,
+        "we answer the peer's ACTIVE_TEST"
+    );
+    assert!(
+        !evs.iter().any(|e| matches!(e, LinkEvent::Down { .. })),
+        "{evs:?}"
+    );
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn unanswered_heartbeats_drop_the_connection() {
-    let (addr, stats) = start_peer(PeerCfg { mute_active_test: true, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        mute_active_test: true,
+        ..Default::default()
+    })
+    .await;
     let mut cfg = config(&addr);
     cfg.timers.heartbeat_idle = Duration::from_millis(50);
     cfg.timers.heartbeat_timeout = Duration::from_millis(50);
     cfg.timers.heartbeat_max_missed = 3;
     let (link, mut rx) = Link::start(cfg).await.unwrap();
     let evs = collect(&mut rx, Duration::from_secs(3), |e| {
-        e.iter().any(|e| matches!(e, LinkEvent::Down { reason: DownReason::HeartbeatMissed, .. }))
+        e.iter().any(|e| {
+            matches!(
+                e,
+                LinkEvent::Down {
+                    reason: DownReason::HeartbeatMissed,
+                    ..
+                }
+            )
+        })
     })
     .await;
-    assert!(evs.iter().any(|e| matches!(e, LinkEvent::Down { reason: DownReason::HeartbeatMissed, .. })));
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        LinkEvent::Down {
+            reason: DownReason::HeartbeatMissed,
+            ..
+        }
+    )));
     assert!(stats.active_tests.load(Ordering::SeqCst) >= 3);
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn peer_killed_mid_stream_loses_nothing() {
-    let (addr, stats) = start_peer(PeerCfg { close_after: Some(30), ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        close_after: Some(30),
+        ..Default::default()
+    })
+    .await;
     let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
     submit_all(&link, 100).await;
-    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 100).await;
+    let evs = collect(&mut rx, Duration::from_secs(10), |e| {
+        results(e).len() == 100
+    })
+    .await;
     let res = results(&evs);
     assert_eq!(res.len(), 100, "every submit has exactly one result");
-    let unknown = res.values().filter(|e| matches!(e, LinkEvent::Unknown { .. })).count();
-    let accepted = res.values().filter(|e| matches!(e, LinkEvent::Accepted { .. })).count();
+    let unknown = res
+        .values()
+        .filter(|e| matches!(e, LinkEvent::Unknown { .. }))
+        .count();
+    let accepted = res
+        .values()
+        .filter(|e| matches!(e, LinkEvent::Accepted { .. }))
+        .count();
     assert_eq!(unknown + accepted, 100, "{res:?}");
-    assert!(unknown >= 1, "the in-flight window at the kill is unknown-outcome");
+    assert!(
+        unknown >= 1,
+        "the in-flight window at the kill is unknown-outcome"
+    );
     assert!(unknown <= 16, "never more than the window: {unknown}");
-    assert!(evs.iter().filter(|e| matches!(e, LinkEvent::Up { .. })).count() >= 2, "reconnected");
+    assert!(
+        evs.iter()
+            .filter(|e| matches!(e, LinkEvent::Up { .. }))
+            .count()
+            >= 2,
+        "reconnected"
+    );
     assert!(stats.connects.load(Ordering::SeqCst) >= 2);
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn dropped_responses_are_resent_and_settle() {
-    let (addr, stats) = start_peer(PeerCfg { drop_first_of_every: 5, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        drop_first_of_every: 5,
+        ..Default::default()
+    })
+    .await;
     let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
     submit_all(&link, 50).await;
     let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 50).await;
     let res = results(&evs);
     assert_eq!(res.len(), 50);
-    assert!(res.values().all(|e| matches!(e, LinkEvent::Accepted { .. })), "{res:?}");
-    let resent = stats.seen.lock().unwrap().values().filter(|&&n| n >= 2).count();
-    assert!(resent >= 5, "resends happened under the same sequence: {resent}");
+    assert!(
+        res.values()
+            .all(|e| matches!(e, LinkEvent::Accepted { .. })),
+        "{res:?}"
+    );
+    let resent = stats
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|&&n| n >= 2)
+        .count();
+    assert!(
+        resent >= 5,
+        "resends happened under the same sequence: {resent}"
+    );
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn window_timeout_gives_up_after_n_sends() {
     // Every submit's first send is dropped and N=1: all time out, none lost.
-    let (addr, _stats) = start_peer(PeerCfg { drop_first_of_every: 1, ..Default::default() }).await;
+    let (addr, _stats) = start_peer(PeerCfg {
+        drop_first_of_every: 1,
+        ..Default::default()
+    })
+    .await;
     let mut cfg = config(&addr);
     cfg.window = WindowConfig::try_new(4, Duration::from_millis(100), 1).unwrap();
     let (link, mut rx) = Link::start(cfg).await.unwrap();
@@ -387,13 +562,21 @@ async fn window_timeout_gives_up_after_n_sends() {
     let evs = collect(&mut rx, Duration::from_secs(5), |e| results(e).len() == 10).await;
     let res = results(&evs);
     assert_eq!(res.len(), 10);
-    assert!(res.values().all(|e| matches!(e, LinkEvent::TimedOut { .. })), "{res:?}");
+    assert!(
+        res.values()
+            .all(|e| matches!(e, LinkEvent::TimedOut { .. })),
+        "{res:?}"
+    );
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn throttle_results_slow_the_rate_and_lose_nothing() {
-    let (addr, _stats) = start_peer(PeerCfg { throttle_first: 20, ..Default::default() }).await;
+    let (addr, _stats) = start_peer(PeerCfg {
+        throttle_first: 20,
+        ..Default::default()
+    })
+    .await;
     let mut cfg = config(&addr);
     cfg.rate = RateConfig::capped(500.0).unwrap();
     let (link, mut rx) = Link::start(cfg).await.unwrap();
@@ -403,9 +586,21 @@ async fn throttle_results_slow_the_rate_and_lose_nothing() {
     assert_eq!(res.len(), 60);
     let throttled = res
         .values()
-        .filter(|e| matches!(e, LinkEvent::Rejected { code: 8, class: StatusClass::Throttled, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                LinkEvent::Rejected {
+                    code: 8,
+                    class: StatusClass::Throttled,
+                    ..
+                }
+            )
+        })
         .count();
-    let accepted = res.values().filter(|e| matches!(e, LinkEvent::Accepted { .. })).count();
+    let accepted = res
+        .values()
+        .filter(|e| matches!(e, LinkEvent::Accepted { .. }))
+        .count();
     assert_eq!(throttled, 20);
     assert_eq!(accepted, 40);
     let tps = link.current_tps().unwrap();
@@ -415,33 +610,65 @@ async fn throttle_results_slow_the_rate_and_lose_nothing() {
 
 #[tokio::test]
 async fn malformed_deliver_is_answered_and_the_session_continues() {
-    let (addr, stats) = start_peer(PeerCfg { malformed_deliver: true, ..Default::default() }).await;
+    let (addr, stats) = start_peer(PeerCfg {
+        malformed_deliver: true,
+        ..Default::default()
+    })
+    .await;
     let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
     submit_all(&link, 5).await;
     let evs = collect(&mut rx, Duration::from_secs(5), |e| results(e).len() == 5).await;
-    assert!(results(&evs).values().all(|e| matches!(e, LinkEvent::Accepted { .. })));
-    assert_eq!(*stats.deliver_resp_results.lock().unwrap(), vec![1], "answered with Result 1 (bad structure)");
-    assert!(!evs.iter().any(|e| matches!(e, LinkEvent::Down { .. })), "{evs:?}");
+    assert!(results(&evs)
+        .values()
+        .all(|e| matches!(e, LinkEvent::Accepted { .. })));
+    assert_eq!(
+        *stats.deliver_resp_results.lock().unwrap(),
+        vec![1],
+        "answered with Result 1 (bad structure)"
+    );
+    assert!(
+        !evs.iter().any(|e| matches!(e, LinkEvent::Down { .. })),
+        "{evs:?}"
+    );
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn framing_error_closes_and_in_flight_becomes_unknown() {
-    let (addr, _stats) = start_peer(PeerCfg { garbage_after: Some(10), ..Default::default() }).await;
+    let (addr, _stats) = start_peer(PeerCfg {
+        garbage_after: Some(10),
+        ..Default::default()
+    })
+    .await;
     let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
     submit_all(&link, 40).await;
     let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 40).await;
     let res = results(&evs);
     assert_eq!(res.len(), 40);
-    assert!(evs.iter().any(|e| matches!(e, LinkEvent::Down { reason: DownReason::Framing(_), .. })), "{evs:?}");
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            LinkEvent::Down {
+                reason: DownReason::Framing(_),
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
     assert!(res.values().any(|e| matches!(e, LinkEvent::Unknown { .. })));
-    assert!(res.values().all(|e| matches!(e, LinkEvent::Unknown { .. } | LinkEvent::Accepted { .. })));
+    assert!(res
+        .values()
+        .all(|e| matches!(e, LinkEvent::Unknown { .. } | LinkEvent::Accepted { .. })));
     link.shutdown().await;
 }
 
 #[tokio::test]
 async fn bench_reports_throughput_latency_and_reports() {
-    let (addr, _stats) = start_peer(PeerCfg { reports: true, ..Default::default() }).await;
+    let (addr, _stats) = start_peer(PeerCfg {
+        reports: true,
+        ..Default::default()
+    })
+    .await;
     let args = smsgw::session::BenchArgs {
         protocol: ProtocolKind::Cmpp3,
         target: addr,

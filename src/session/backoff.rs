@@ -32,7 +32,12 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn try_new(min: Duration, max: Duration, factor: f64, jitter: f64) -> Result<Self, BackoffError> {
+    pub fn try_new(
+        min: Duration,
+        max: Duration,
+        factor: f64,
+        jitter: f64,
+    ) -> Result<Self, BackoffError> {
         if max.is_zero() {
             return Err(BackoffError::ZeroMax);
         }
@@ -118,18 +123,41 @@ mod tests {
 
     #[test]
     fn try_new_rejects_bad_parameters() {
-        assert!(matches!(Backoff::try_new(ms(10), ms(5), 2.0, 0.0), Err(BackoffError::MinAboveMax { .. })));
-        assert_eq!(Backoff::try_new(ms(0), ms(0), 2.0, 0.0), Err(BackoffError::ZeroMax));
-        assert!(matches!(Backoff::try_new(ms(1), ms(5), 0.0, 0.0), Err(BackoffError::BadFactor(_))));
-        assert!(matches!(Backoff::try_new(ms(1), ms(5), f64::NAN, 0.0), Err(BackoffError::BadFactor(_))));
-        assert!(matches!(Backoff::try_new(ms(1), ms(5), 2.0, 1.5), Err(BackoffError::BadJitter(_))));
+        assert!(matches!(
+            Backoff::try_new(ms(10), ms(5), 2.0, 0.0),
+            Err(BackoffError::MinAboveMax { .. })
+        ));
+        assert_eq!(
+            Backoff::try_new(ms(0), ms(0), 2.0, 0.0),
+            Err(BackoffError::ZeroMax)
+        );
+        assert!(matches!(
+            Backoff::try_new(ms(1), ms(5), 0.0, 0.0),
+            Err(BackoffError::BadFactor(_))
+        ));
+        assert!(matches!(
+            Backoff::try_new(ms(1), ms(5), f64::NAN, 0.0),
+            Err(BackoffError::BadFactor(_))
+        ));
+        assert!(matches!(
+            Backoff::try_new(ms(1), ms(5), 2.0, 1.5),
+            Err(BackoffError::BadJitter(_))
+        ));
         assert!(Backoff::try_new(ms(5), ms(5), 1.0, 1.0).is_ok());
     }
 
     #[test]
     fn base_grows_exponentially_and_caps() {
         let b = Backoff::try_new(ms(100), ms(1000), 2.0, 0.0).unwrap();
-        let table = [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (50, 1000), (u32::MAX, 1000)];
+        let table = [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (50, 1000),
+            (u32::MAX, 1000),
+        ];
         for (attempt, want) in table {
             assert_eq!(b.base(attempt), ms(want), "attempt {attempt}");
         }
@@ -144,7 +172,10 @@ mod tests {
             let d = b.delay(attempt, &mut r1);
             assert_eq!(d, b.delay(attempt, &mut r2));
             let base = b.base(attempt);
-            assert!(d <= base && d >= base / 2, "attempt {attempt}: {d:?} vs {base:?}");
+            assert!(
+                d <= base && d >= base / 2,
+                "attempt {attempt}: {d:?} vs {base:?}"
+            );
         }
     }
 

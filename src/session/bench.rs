@@ -82,7 +82,11 @@ impl BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "messages:   {} ({} segments) in {:.2} s", self.messages, self.segments, self.elapsed_s)?;
+        writeln!(
+            f,
+            "messages:   {} ({} segments) in {:.2} s",
+            self.messages, self.segments, self.elapsed_s
+        )?;
         writeln!(f, "throughput: {:.1} segments/s", self.msgs_per_s)?;
         writeln!(
             f,
@@ -123,8 +127,17 @@ fn family(p: ProtocolKind) -> Family {
 
 /// Builds the segments of the bench text for one message.
 fn segments(args: &BenchArgs, reference: u8) -> anyhow::Result<Vec<Segment>> {
-    let coding = if args.text.is_ascii() { DataCoding::ASCII } else { DataCoding::UCS2 };
-    let parts = text::split(&args.text, coding, family(args.protocol), ConcatRef::Eight(reference))?;
+    let coding = if args.text.is_ascii() {
+        DataCoding::ASCII
+    } else {
+        DataCoding::UCS2
+    };
+    let parts = text::split(
+        &args.text,
+        coding,
+        family(args.protocol),
+        ConcatRef::Eight(reference),
+    )?;
     Ok(parts
         .into_iter()
         .map(|s| Segment {
@@ -187,7 +200,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
                     Err(_) => break,
                 };
                 for segment in segs {
-                    if link_tx.submit(SubmitRequest { token, segment }).await.is_err() {
+                    if link_tx
+                        .submit(SubmitRequest { token, segment })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     token += 1;
@@ -203,11 +220,16 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let mut results_done: Option<Instant> = None;
     let stall = Duration::from_secs(200);
     loop {
-        if settled >= total && (reports >= accepted || results_done.is_some_and(|t| t.elapsed() > Duration::from_secs(2))) {
+        if settled >= total
+            && (reports >= accepted
+                || results_done.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
+        {
             break;
         }
         if last_settle.elapsed() > stall {
-            anyhow::bail!("bench stalled: {settled} of {total} results after {stall:?} without progress");
+            anyhow::bail!(
+                "bench stalled: {settled} of {total} results after {stall:?} without progress"
+            );
         }
         let ev = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
             Ok(Some(ev)) => ev,
@@ -246,7 +268,9 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
             pb.set_position(settled);
         }
     }
-    let elapsed = results_done.unwrap_or_else(Instant::now).duration_since(started);
+    let elapsed = results_done
+        .unwrap_or_else(Instant::now)
+        .duration_since(started);
     submitter.abort();
     if let Some(pb) = bar {
         pb.finish_and_clear();
@@ -273,7 +297,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
         errors_by_class: errors,
         reports,
         elapsed_s: elapsed.as_secs_f64(),
-        msgs_per_s: if elapsed.as_secs_f64() > 0.0 { settled as f64 / elapsed.as_secs_f64() } else { 0.0 },
+        msgs_per_s: if elapsed.as_secs_f64() > 0.0 {
+            settled as f64 / elapsed.as_secs_f64()
+        } else {
+            0.0
+        },
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         max_ms: hist.max() as f64 / 1000.0,

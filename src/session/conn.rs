@@ -122,7 +122,13 @@ pub fn timestamp_from_unix(secs: u64) -> Timestamp {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    Timestamp::from_parts(mo, d, (rem / 3600) as u32, (rem / 60 % 60) as u32, (rem % 60) as u32)
+    Timestamp::from_parts(
+        mo,
+        d,
+        (rem / 3600) as u32,
+        (rem / 60 % 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 struct ConnMetrics {
@@ -147,9 +153,7 @@ struct ConnMetrics {
 impl ConnMetrics {
     fn new(link: &str, protocol: &'static str) -> Self {
         let l = |name: &'static str| counter!(name, "carrier" => link.to_owned(), "protocol" => protocol);
-        let result = |class: &'static str| {
-            counter!(m::SUBMIT_RESULTS, "carrier" => link.to_owned(), "protocol" => protocol, "status_class" => class)
-        };
+        let result = |class: &'static str| counter!(m::SUBMIT_RESULTS, "carrier" => link.to_owned(), "protocol" => protocol, "status_class" => class);
         ConnMetrics {
             sent_submit: counter!(m::PDUS_SENT, "carrier" => link.to_owned(), "protocol" => protocol, "command" => "submit"),
             sent_other: counter!(m::PDUS_SENT, "carrier" => link.to_owned(), "protocol" => protocol, "command" => "other"),
@@ -190,19 +194,30 @@ impl ConnMetrics {
 /// Runs one connection from connect to close. Emits `Up` after login and
 /// every per-submit result; the caller emits `Down` with the returned reason.
 pub(crate) async fn run_conn<D: Dialect>(dialect: D, p: &ConnParams, sh: &ConnShared) -> ConnEnd {
-    let span = info_span!("session", carrier = %p.link, protocol = dialect.name(), conn_id = p.conn_id);
+    let span =
+        info_span!("session", carrier = %p.link, protocol = dialect.name(), conn_id = p.conn_id);
     async move {
         let metrics = ConnMetrics::new(&p.link, dialect.name());
-        let stream = match tokio::time::timeout(p.timers.connect_timeout, TcpStream::connect(&p.addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return ConnEnd { reason: DownReason::Connect(e.to_string()), was_up: false },
-            Err(_) => {
-                return ConnEnd {
-                    reason: DownReason::Connect(format!("timed out after {:?}", p.timers.connect_timeout)),
-                    was_up: false,
+        let stream =
+            match tokio::time::timeout(p.timers.connect_timeout, TcpStream::connect(&p.addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return ConnEnd {
+                        reason: DownReason::Connect(e.to_string()),
+                        was_up: false,
+                    }
                 }
-            }
-        };
+                Err(_) => {
+                    return ConnEnd {
+                        reason: DownReason::Connect(format!(
+                            "timed out after {:?}",
+                            p.timers.connect_timeout
+                        )),
+                        was_up: false,
+                    }
+                }
+            };
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
         let (rd, wr) = stream.into_split();
@@ -222,7 +237,10 @@ pub(crate) async fn run_conn<D: Dialect>(dialect: D, p: &ConnParams, sh: &ConnSh
             m: metrics,
         };
         if let Err(reason) = conn.login(peer).await {
-            return ConnEnd { reason, was_up: false };
+            return ConnEnd {
+                reason,
+                was_up: false,
+            };
         }
         conn.m.sessions.increment(1.0);
         conn.m.capacity.increment(p.window.capacity() as f64);
@@ -235,7 +253,10 @@ pub(crate) async fn run_conn<D: Dialect>(dialect: D, p: &ConnParams, sh: &ConnSh
             DownReason::Shutdown => info!("session closed"),
             other => warn!(reason = %other, "session lost"),
         }
-        ConnEnd { reason, was_up: true }
+        ConnEnd {
+            reason,
+            was_up: true,
+        }
     }
     .instrument(span)
     .await
@@ -320,7 +341,11 @@ impl<D: Dialect> Conn<'_, D> {
         self.flush().await?;
         let deadline = tokio::time::Instant::now() + self.p.timers.login_timeout;
         loop {
-            while let Some(item) = self.framer.decode(&mut self.rbuf).map_err(|e| self.framing_error(&e))? {
+            while let Some(item) = self
+                .framer
+                .decode(&mut self.rbuf)
+                .map_err(|e| self.framing_error(&e))?
+            {
                 self.m.received.increment(1);
                 let Inbound::Packet(pkt) = item else {
                     self.m.decode_body.increment(1);
@@ -328,7 +353,10 @@ impl<D: Dialect> Conn<'_, D> {
                     continue;
                 };
                 match self.d.classify(&self.p.creds, pkt) {
-                    Classified::LoginResp { verdict, auth_mismatch } => {
+                    Classified::LoginResp {
+                        verdict,
+                        auth_mismatch,
+                    } => {
                         if auth_mismatch {
                             warn!("carrier authenticator did not verify; continuing as the reference implementations do");
                         }
@@ -350,7 +378,11 @@ impl<D: Dialect> Conn<'_, D> {
             self.flush().await?;
             match tokio::time::timeout_at(deadline, self.read_more()).await {
                 Ok(Ok(true)) => {}
-                Ok(Ok(false)) => return Err(DownReason::Io("peer closed the connection during login".into())),
+                Ok(Ok(false)) => {
+                    return Err(DownReason::Io(
+                        "peer closed the connection during login".into(),
+                    ))
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(DownReason::LoginTimeout),
             }
@@ -362,18 +394,31 @@ impl<D: Dialect> Conn<'_, D> {
         let pdu = match self.d.submit(&self.p.creds, &job.segment) {
             Ok(pdu) => pdu,
             Err(e) => {
-                self.pending.push(LinkEvent::Invalid { token: job.token, reason: e.to_string() });
+                self.pending.push(LinkEvent::Invalid {
+                    token: job.token,
+                    reason: e.to_string(),
+                });
                 return;
             }
         };
         let seq = self.d.next_seq(ts);
         self.scratch.clear();
         if let Err(e) = self.framer.encode(seq, &pdu, &mut self.scratch) {
-            self.pending.push(LinkEvent::Invalid { token: job.token, reason: e.to_string() });
+            self.pending.push(LinkEvent::Invalid {
+                token: job.token,
+                reason: e.to_string(),
+            });
             return;
         }
         let frame = self.scratch.split().freeze();
-        match self.window.on_sent(seq, InFlight { token: job.token, frame: frame.clone() }, now) {
+        match self.window.on_sent(
+            seq,
+            InFlight {
+                token: job.token,
+                frame: frame.clone(),
+            },
+            now,
+        ) {
             Ok(()) => {
                 debug!(?seq, token = job.token, "submit");
                 self.wbuf.extend_from_slice(&frame);
@@ -384,7 +429,9 @@ impl<D: Dialect> Conn<'_, D> {
             Err(refused) => {
                 // Not written: the engine may safely resubmit it.
                 warn!(?seq, reason = %refused, "window refused a submit");
-                self.pending.push(LinkEvent::Unsent { token: refused.into_msg().token });
+                self.pending.push(LinkEvent::Unsent {
+                    token: refused.into_msg().token,
+                });
             }
         }
     }
@@ -409,11 +456,21 @@ impl<D: Dialect> Conn<'_, D> {
     }
 
     /// Handles one decoded item. `Err` closes the connection.
-    fn on_inbound(&mut self, item: Inbound<D::P>, now: Instant, terminating: bool) -> Result<(), DownReason> {
+    fn on_inbound(
+        &mut self,
+        item: Inbound<D::P>,
+        now: Instant,
+        terminating: bool,
+    ) -> Result<(), DownReason> {
         self.m.received.increment(1);
         let pkt = match item {
             Inbound::Packet(pkt) => pkt,
-            Inbound::Malformed { command_id, seq, error, frame } => {
+            Inbound::Malformed {
+                command_id,
+                seq,
+                error,
+                frame,
+            } => {
                 self.m.decode_body.increment(1);
                 warn!(?seq, command_id = format_args!("{command_id:#010x}"), error = %error, "malformed packet");
                 debug!(hex = %HexFmt(&frame[..frame.len().min(256)]), "malformed frame");
@@ -457,7 +514,12 @@ impl<D: Dialect> Conn<'_, D> {
                             self.m.rate.set(tps);
                             warn!(code, tps, "carrier throttled us, slowing down");
                         }
-                        self.pending.push(LinkEvent::Rejected { token, code, class, latency: ans.latency });
+                        self.pending.push(LinkEvent::Rejected {
+                            token,
+                            code,
+                            class,
+                            latency: ans.latency,
+                        });
                     }
                 }
             }
@@ -512,7 +574,11 @@ impl<D: Dialect> Conn<'_, D> {
         let mut hb_deadline: Option<Instant> = None;
         let mut hb_missed = 0u32;
         // Set once shutdown starts: stop pulling, settle, then terminate.
-        let mut closing: Option<Instant> = if *shutdown.borrow() { Some(now() + timers.shutdown_grace) } else { None };
+        let mut closing: Option<Instant> = if *shutdown.borrow() {
+            Some(now() + timers.shutdown_grace)
+        } else {
+            None
+        };
         let mut terminate_deadline: Option<Instant> = None;
         let far = Duration::from_secs(3600);
         let sleep = tokio::time::sleep(far);
@@ -531,7 +597,12 @@ impl<D: Dialect> Conn<'_, D> {
                         return e;
                     }
                     info!(in_flight = self.window.in_flight(), "terminate sent");
-                    terminate_deadline = Some(t + timers.shutdown_grace.min(Duration::from_secs(5)).max(Duration::from_millis(100)));
+                    terminate_deadline = Some(
+                        t + timers
+                            .shutdown_grace
+                            .min(Duration::from_secs(5))
+                            .max(Duration::from_millis(100)),
+                    );
                 }
             }
             if terminate_deadline.is_some_and(|d| t >= d) {
@@ -673,7 +744,10 @@ impl<D: Dialect> Conn<'_, D> {
         self.drain_window_events();
         let lost = self.window.drain_in_flight();
         if !lost.is_empty() {
-            warn!(count = lost.len(), "connection ended with submits in flight; outcome unknown");
+            warn!(
+                count = lost.len(),
+                "connection ended with submits in flight; outcome unknown"
+            );
         }
         for (_, msg) in lost {
             self.m.in_flight.decrement(1.0);
@@ -694,7 +768,7 @@ mod tests {
         let table = [
             (1_796_396_850u64, 1204150730u32),
             (0, 101000000),
-            (951_782_400, 229000000), // 2000-02-29 00:00:00
+            (951_782_400, 229000000),    // 2000-02-29 00:00:00
             (1_767_225_599, 1231235959), // 2025-12-31 23:59:59
         ];
         for (secs, want) in table {

@@ -153,7 +153,10 @@ impl Submitter {
         if *self.shutdown.borrow() {
             return Err(SubmitError::Closed(req));
         }
-        self.tx.send(req).await.map_err(|e| SubmitError::Closed(e.into_inner()))
+        self.tx
+            .send(req)
+            .await
+            .map_err(|e| SubmitError::Closed(e.into_inner()))
     }
 }
 
@@ -163,7 +166,9 @@ pub struct Link;
 impl Link {
     /// Starts the link's connections (and SGIP server). Results and other
     /// events come out of the returned receiver; keep draining it.
-    pub async fn start(cfg: LinkConfig) -> Result<(LinkHandle, mpsc::Receiver<LinkEvent>), LinkError> {
+    pub async fn start(
+        cfg: LinkConfig,
+    ) -> Result<(LinkHandle, mpsc::Receiver<LinkEvent>), LinkError> {
         cfg.validate()?;
         let name: Arc<str> = Arc::from(cfg.name.as_str());
         let (tx, rx) = async_channel::bounded(cfg.queue_capacity);
@@ -181,11 +186,14 @@ impl Link {
         let mut tasks = Vec::new();
         let mut sgip_addr = None;
         if let Some(server) = &cfg.sgip_server {
-            let listener = tokio::net::TcpListener::bind(server.listen).await.map_err(|source| LinkError::Listen {
-                link: cfg.name.clone(),
-                addr: server.listen,
-                source,
-            })?;
+            let listener =
+                tokio::net::TcpListener::bind(server.listen)
+                    .await
+                    .map_err(|source| LinkError::Listen {
+                        link: cfg.name.clone(),
+                        addr: server.listen,
+                        source,
+                    })?;
             sgip_addr = listener.local_addr().ok();
             info!(carrier = %name, addr = ?sgip_addr, "sgip sp-side server listening");
             tasks.push(tokio::spawn(dialect::sgip::serve(
@@ -209,15 +217,22 @@ impl Link {
                 max_frame: cfg.max_frame,
             };
             let task = match cfg.protocol {
-                ProtocolKind::Cmpp2 => spawn_supervisor(params, shared.clone(), cfg.reconnect, || {
-                    dialect::cmpp::CmppDialect::new(dialect::cmpp::CmppVersion::V20)
-                }),
-                ProtocolKind::Cmpp3 => spawn_supervisor(params, shared.clone(), cfg.reconnect, || {
-                    dialect::cmpp::CmppDialect::new(dialect::cmpp::CmppVersion::V30)
-                }),
-                ProtocolKind::Smgp => {
-                    spawn_supervisor(params, shared.clone(), cfg.reconnect, dialect::smgp::SmgpDialect::new)
+                ProtocolKind::Cmpp2 => {
+                    spawn_supervisor(params, shared.clone(), cfg.reconnect, || {
+                        dialect::cmpp::CmppDialect::new(dialect::cmpp::CmppVersion::V20)
+                    })
                 }
+                ProtocolKind::Cmpp3 => {
+                    spawn_supervisor(params, shared.clone(), cfg.reconnect, || {
+                        dialect::cmpp::CmppDialect::new(dialect::cmpp::CmppVersion::V30)
+                    })
+                }
+                ProtocolKind::Smgp => spawn_supervisor(
+                    params,
+                    shared.clone(),
+                    cfg.reconnect,
+                    dialect::smgp::SmgpDialect::new,
+                ),
                 ProtocolKind::Sgip => {
                     let node = cfg.creds.node_id;
                     spawn_supervisor(params, shared.clone(), cfg.reconnect, move || {
@@ -243,7 +258,12 @@ impl Link {
     }
 }
 
-fn spawn_supervisor<D: Dialect, F>(p: ConnParams, sh: ConnShared, backoff: Backoff, make: F) -> JoinHandle<()>
+fn spawn_supervisor<D: Dialect, F>(
+    p: ConnParams,
+    sh: ConnShared,
+    backoff: Backoff,
+    make: F,
+) -> JoinHandle<()>
 where
     F: Fn() -> D + Send + 'static,
 {
@@ -283,7 +303,9 @@ where
                     carrier = %p.link, conn_id = p.conn_id, code, class = %class, retry_in = ?delay,
                     "login refused; check the account and secret; retrying after backoff"
                 ),
-                other => warn!(carrier = %p.link, conn_id = p.conn_id, reason = %other, retry_in = ?delay, "reconnecting after backoff"),
+                other => {
+                    warn!(carrier = %p.link, conn_id = p.conn_id, reason = %other, retry_in = ?delay, "reconnecting after backoff")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -303,7 +325,10 @@ impl LinkHandle {
         if *self.shutdown.borrow() {
             return Err(SubmitError::Closed(req));
         }
-        self.tx.send(req).await.map_err(|e| SubmitError::Closed(e.into_inner()))
+        self.tx
+            .send(req)
+            .await
+            .map_err(|e| SubmitError::Closed(e.into_inner()))
     }
 
     /// Queues without waiting.
@@ -352,7 +377,10 @@ impl LinkHandle {
         }
         self.tx.close();
         while let Ok(req) = self.rx.try_recv() {
-            let _ = self.events.send(LinkEvent::Unsent { token: req.token }).await;
+            let _ = self
+                .events
+                .send(LinkEvent::Unsent { token: req.token })
+                .await;
         }
     }
 }

@@ -4,14 +4,14 @@
 //! Knows the codecs and nothing above it (no Kafka, SQL or engine types).
 
 pub mod backoff;
-pub mod rate;
-pub mod window;
 pub mod bench;
 pub mod conn;
 pub mod dialect;
 pub mod link;
 pub mod metrics;
+pub mod rate;
 pub mod types;
+pub mod window;
 
 pub use bench::{run_bench, BenchArgs, BenchReport};
 pub use dialect::{Credentials, ProtocolKind};

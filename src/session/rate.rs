@@ -300,7 +300,8 @@ mod tests {
     #[test]
     fn poll_ready_says_when() {
         let t0 = Instant::now();
-        let cfg = RateConfig::try_new(Some(10.0), 1.0, 0.5, 0.0, 1.0, Duration::from_secs(1)).unwrap();
+        let cfg =
+            RateConfig::try_new(Some(10.0), 1.0, 0.5, 0.0, 1.0, Duration::from_secs(1)).unwrap();
         let mut r = RateLimiter::new(cfg, t0);
         assert!(r.try_acquire(t0).is_ok());
         let at = r.poll_ready(t0).unwrap_err();
@@ -313,7 +314,10 @@ mod tests {
         let t0 = Instant::now();
         let mut r = RateLimiter::new(RateConfig::capped(100.0).unwrap(), t0);
         assert!(r.on_throttled(t0));
-        assert!(!r.on_throttled(t0 + Duration::from_millis(500)), "within cool-down");
+        assert!(
+            !r.on_throttled(t0 + Duration::from_millis(500)),
+            "within cool-down"
+        );
         assert_eq!(r.current_tps(), Some(50.0 + 5.0 * 0.5));
         assert!(r.on_throttled(t0 + Duration::from_secs(1)));
         // Recovers 5 tps/s back to the cap and no further.
@@ -361,7 +365,10 @@ mod tests {
         }
         let late_tps = late_admitted as f64 / 60.0;
         assert!(late_tps <= limit as f64 + 0.5, "late tps {late_tps}");
-        assert!(late_tps >= 0.6 * limit as f64, "late tps {late_tps} too low");
+        assert!(
+            late_tps >= 0.6 * limit as f64,
+            "late tps {late_tps} too low"
+        );
         assert!(
             (late_throttled as f64) < 0.1 * late_admitted as f64,
             "late throttles {late_throttled} vs admitted {late_admitted}"

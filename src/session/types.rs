@@ -239,7 +239,9 @@ impl fmt::Display for DownReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DownReason::Connect(e) => write!(f, "connect failed: {e}"),
-            DownReason::LoginRefused { code, class } => write!(f, "login refused: status {code} ({class})"),
+            DownReason::LoginRefused { code, class } => {
+                write!(f, "login refused: status {code} ({class})")
+            }
             DownReason::LoginTimeout => f.write_str("login timed out"),
             DownReason::Io(e) => write!(f, "i/o: {e}"),
             DownReason::Framing(e) => write!(f, "framing: {e}"),
@@ -311,7 +313,10 @@ mod tests {
     fn carrier_id_forms() {
         let a = CarrierMsgId::from_u64(0x0123_4567_89ab_cdef);
         assert_eq!(a.to_hex(), "0123456789abcdef");
-        assert_eq!(a, CarrierMsgId::from_slice(&0x0123_4567_89ab_cdefu64.to_be_bytes()).unwrap());
+        assert_eq!(
+            a,
+            CarrierMsgId::from_slice(&0x0123_4567_89ab_cdefu64.to_be_bytes()).unwrap()
+        );
         let s = CarrierMsgId::from_u32x3(1, 2, 3);
         assert_eq!(s.as_bytes().len(), 12);
         assert!(CarrierMsgId::from_slice(&[0; 13]).is_none());

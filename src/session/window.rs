@@ -354,7 +354,10 @@ mod tests {
             Err(WindowConfigError::ZeroSends)
         );
         let d = WindowConfig::default();
-        assert_eq!((d.capacity(), d.timeout(), d.max_sends()), (16, Duration::from_secs(60), 3));
+        assert_eq!(
+            (d.capacity(), d.timeout(), d.max_sends()),
+            (16, Duration::from_secs(60), 3)
+        );
     }
 
     #[test]
@@ -362,14 +365,23 @@ mod tests {
         let t0 = Instant::now();
         let mut w: SendWindow<u32, &str> = SendWindow::new(cfg(2, 60, 3));
         assert!(w.on_sent(1, "a", t0).is_ok());
-        assert_eq!(w.on_sent(1, "dup", t0), Err(SendRefused::DuplicateSeq("dup")));
+        assert_eq!(
+            w.on_sent(1, "dup", t0),
+            Err(SendRefused::DuplicateSeq("dup"))
+        );
         assert!(w.on_sent(2, "b", t0).is_ok());
         assert!(!w.can_send());
         assert_eq!(w.on_sent(3, "c", t0), Err(SendRefused::Full("c")));
         let a = w.on_response(1, StatusClass::Ok, secs(t0, 2)).unwrap();
-        assert_eq!((a.msg, a.latency, a.sends), ("a", Duration::from_secs(2), 1));
+        assert_eq!(
+            (a.msg, a.latency, a.sends),
+            ("a", Duration::from_secs(2), 1)
+        );
         assert!(w.can_send());
-        assert!(w.on_response(1, StatusClass::Ok, t0).is_none(), "second answer is ignored");
+        assert!(
+            w.on_response(1, StatusClass::Ok, t0).is_none(),
+            "second answer is ignored"
+        );
         assert!(w.on_response(99, StatusClass::Ok, t0).is_none());
     }
 
@@ -389,7 +401,13 @@ mod tests {
             (
                 "answered before T never times out",
                 3,
-                &[Send(1, 0), Deadline(Some(60)), Answer(1, 30, true), Deadline(None), Tick(120, &[])],
+                &[
+                    Send(1, 0),
+                    Deadline(Some(60)),
+                    Answer(1, 30, true),
+                    Deadline(None),
+                    Tick(120, &[]),
+                ],
             ),
             (
                 "resend up to N-1 times then give up",
@@ -413,7 +431,12 @@ mod tests {
             (
                 "answer after a resend still settles it",
                 3,
-                &[Send(1, 0), Tick(60, &[("resend", 1)]), Answer(1, 61, true), Tick(500, &[])],
+                &[
+                    Send(1, 0),
+                    Tick(60, &[("resend", 1)]),
+                    Answer(1, 61, true),
+                    Tick(500, &[]),
+                ],
             ),
             (
                 "deadlines in send order; answered head is skipped",
@@ -433,7 +456,11 @@ mod tests {
             (
                 "a late tick expires everything due, oldest first",
                 2,
-                &[Send(1, 0), Send(2, 1), Tick(1000, &[("resend", 1), ("resend", 2)])],
+                &[
+                    Send(1, 0),
+                    Send(2, 1),
+                    Tick(1000, &[("resend", 1), ("resend", 2)]),
+                ],
             ),
         ];
         for (label, n, steps) in cases {
@@ -443,7 +470,8 @@ mod tests {
                 match step {
                     Send(seq, at) => w.on_sent(*seq, *seq, secs(t0, *at)).unwrap(),
                     Answer(seq, at, expect) => assert_eq!(
-                        w.on_response(*seq, StatusClass::Ok, secs(t0, *at)).is_some(),
+                        w.on_response(*seq, StatusClass::Ok, secs(t0, *at))
+                            .is_some(),
                         *expect,
                         "{label}: {step:?}"
                     ),
@@ -458,7 +486,11 @@ mod tests {
                         assert_eq!(&got[..], *expect, "{label}: {step:?}");
                     }
                     Deadline(d) => {
-                        assert_eq!(w.poll_timeout(), d.map(|s| secs(t0, s)), "{label}: {step:?}")
+                        assert_eq!(
+                            w.poll_timeout(),
+                            d.map(|s| secs(t0, s)),
+                            "{label}: {step:?}"
+                        )
                     }
                 }
             }
@@ -474,7 +506,10 @@ mod tests {
         }
         w.on_response(3, StatusClass::Ok, secs(t0, 6));
         w.handle_timeout(secs(t0, 61)); // seq 1 re-armed: now last in order
-        assert!(matches!(w.poll_event(), Some(WindowEvent::Resend { seq: 1, .. })));
+        assert!(matches!(
+            w.poll_event(),
+            Some(WindowEvent::Resend { seq: 1, .. })
+        ));
         let drained: Vec<u32> = w.drain_in_flight().into_iter().map(|(s, _)| s).collect();
         assert_eq!(drained, vec![2, 4, 5, 1]);
         assert!(w.is_empty() && w.poll_timeout().is_none());

@@ -3,11 +3,11 @@
 //! ACTIVE_TEST §8, TERMINATE §7.
 
 use bytes::Bytes;
-use smsgw_codecs::cmpp::{
-    self, ActiveTestResp, Cmpp, CommandId, Connect, Deliver, DeliverResp, MsgId, Pdu, ReportOutcome,
-    SubmitResult,
-};
 pub use smsgw_codecs::cmpp::Version as CmppVersion;
+use smsgw_codecs::cmpp::{
+    self, ActiveTestResp, Cmpp, CommandId, Connect, Deliver, DeliverResp, MsgId, Pdu,
+    ReportOutcome, SubmitResult,
+};
 use smsgw_codecs::text::DataCoding;
 use smsgw_codecs::wire::{FixedStr, Timestamp};
 use smsgw_codecs::{DecodeError, EncodeError, Packet, StatusClass};
@@ -107,8 +107,12 @@ impl Dialect for CmppDialect {
                         class: r.status.class(),
                     }
                 };
-                let auth_mismatch = r.status.is_ok() && !r.verify(self.version, &self.auth_source, creds.secret.as_bytes());
-                Classified::LoginResp { verdict, auth_mismatch }
+                let auth_mismatch = r.status.is_ok()
+                    && !r.verify(self.version, &self.auth_source, creds.secret.as_bytes());
+                Classified::LoginResp {
+                    verdict,
+                    auth_mismatch,
+                }
             }
             Pdu::SubmitResp(r) => {
                 let outcome = if r.result.is_ok() {
@@ -133,13 +137,25 @@ impl Dialect for CmppDialect {
             // Requests an SP does not serve. CMPP has no generic error
             // response; answering an unknown command with a made-up body
             // would be worse than the peer's timeout, so log and skip.
-            Pdu::Connect(_) | Pdu::Submit(_) | Pdu::Query(_) | Pdu::Cancel(_) => Classified::Other { reply: None },
-            Pdu::Unknown { command_id, .. } if !command_id.is_response() => Classified::Other { reply: None },
-            Pdu::Unknown { .. } | Pdu::DeliverResp(_) | Pdu::QueryResp(_) | Pdu::CancelResp(_) => Classified::Ignore,
+            Pdu::Connect(_) | Pdu::Submit(_) | Pdu::Query(_) | Pdu::Cancel(_) => {
+                Classified::Other { reply: None }
+            }
+            Pdu::Unknown { command_id, .. } if !command_id.is_response() => {
+                Classified::Other { reply: None }
+            }
+            Pdu::Unknown { .. } | Pdu::DeliverResp(_) | Pdu::QueryResp(_) | Pdu::CancelResp(_) => {
+                Classified::Ignore
+            }
         }
     }
 
-    fn malformed_reply(&self, command_id: u32, seq: u32, _error: &DecodeError, frame: &Bytes) -> Option<Packet<Cmpp>> {
+    fn malformed_reply(
+        &self,
+        command_id: u32,
+        seq: u32,
+        _error: &DecodeError,
+        frame: &Bytes,
+    ) -> Option<Packet<Cmpp>> {
         match CommandId(command_id) {
             // Answer a broken DELIVER with Result 1 so the ISMG stops resending.
             CommandId::DELIVER => {
@@ -147,9 +163,15 @@ impl Dialect for CmppDialect {
                     .get(cmpp::HEADER_LEN..cmpp::HEADER_LEN + 8)
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map_or(MsgId(0), |b| MsgId(u64::from_be_bytes(b)));
-                Some(Packet::new(seq, deliver_resp(msg_id, SubmitResult::BAD_STRUCTURE)))
+                Some(Packet::new(
+                    seq,
+                    deliver_resp(msg_id, SubmitResult::BAD_STRUCTURE),
+                ))
             }
-            CommandId::ACTIVE_TEST => Some(Packet::new(seq, Pdu::ActiveTestResp(ActiveTestResp::default()))),
+            CommandId::ACTIVE_TEST => Some(Packet::new(
+                seq,
+                Pdu::ActiveTestResp(ActiveTestResp::default()),
+            )),
             CommandId::TERMINATE => Some(Packet::new(seq, Pdu::TerminateResp)),
             // Other malformed requests: not ours to serve; keep the session.
             _ => None,
@@ -175,7 +197,10 @@ fn classify_deliver(version: CmppVersion, seq: u32, d: Deliver) -> Classified<Cm
             // A report we cannot read: still acknowledge with an error so
             // the ISMG does not resend it forever.
             _ => Classified::Other {
-                reply: Some(Packet::new(seq, deliver_resp(d.msg_id, SubmitResult::BAD_STRUCTURE))),
+                reply: Some(Packet::new(
+                    seq,
+                    deliver_resp(d.msg_id, SubmitResult::BAD_STRUCTURE),
+                )),
             },
         };
     }
@@ -188,7 +213,10 @@ fn classify_deliver(version: CmppVersion, seq: u32, d: Deliver) -> Classified<Cm
                 service_id: d.service_id.trimmed().into_owned(),
                 msg_fmt: d.msg_fmt.0,
                 content: d.msg_content,
-                link_id: d.link_id.map(|l| l.trimmed().into_owned()).unwrap_or_default(),
+                link_id: d
+                    .link_id
+                    .map(|l| l.trimmed().into_owned())
+                    .unwrap_or_default(),
             },
         },
         reply: ok,
@@ -217,36 +245,79 @@ mod tests {
     fn login_and_verdicts() {
         let mut d = CmppDialect::new(CmppVersion::V30);
         let ts = Timestamp(1204150730);
-        let Pdu::Connect(c) = d.login(&creds(), ts).unwrap() else { panic!() };
-        assert_eq!(hex::encode(c.authenticator_source), "b335a47a2bd774cae49bbf5beaf5f3f1");
-        let good = ConnectResp::new(CmppVersion::V30, ConnectStatus::OK, &c.authenticator_source, b"secret", 0x30);
+        let Pdu::Connect(c) = d.login(&creds(), ts).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            hex::encode(c.authenticator_source),
+            "b335a47a2bd774cae49bbf5beaf5f3f1"
+        );
+        let good = ConnectResp::new(
+            CmppVersion::V30,
+            ConnectStatus::OK,
+            &c.authenticator_source,
+            b"secret",
+            0x30,
+        );
         assert!(matches!(
             d.classify(&creds(), Packet::new(1, Pdu::ConnectResp(good))),
-            Classified::LoginResp { verdict: LoginVerdict::Ok, auth_mismatch: false }
+            Classified::LoginResp {
+                verdict: LoginVerdict::Ok,
+                auth_mismatch: false
+            }
         ));
-        let forged = ConnectResp { authenticator_ismg: [7; 16], ..good };
+        let forged = ConnectResp {
+            authenticator_ismg: [7; 16],
+            ..good
+        };
         assert!(matches!(
             d.classify(&creds(), Packet::new(1, Pdu::ConnectResp(forged))),
-            Classified::LoginResp { verdict: LoginVerdict::Ok, auth_mismatch: true }
+            Classified::LoginResp {
+                verdict: LoginVerdict::Ok,
+                auth_mismatch: true
+            }
         ));
-        let refused = ConnectResp::new(CmppVersion::V30, ConnectStatus::AUTH_FAILED, &c.authenticator_source, b"x", 0x30);
+        let refused = ConnectResp::new(
+            CmppVersion::V30,
+            ConnectStatus::AUTH_FAILED,
+            &c.authenticator_source,
+            b"x",
+            0x30,
+        );
         assert!(matches!(
             d.classify(&creds(), Packet::new(1, Pdu::ConnectResp(refused))),
-            Classified::LoginResp { verdict: LoginVerdict::Refused { code: 3, .. }, .. }
+            Classified::LoginResp {
+                verdict: LoginVerdict::Refused { code: 3, .. },
+                ..
+            }
         ));
     }
 
     #[test]
     fn submit_resp_classes() {
         let d = CmppDialect::new(CmppVersion::V20);
-        let resp = |result| Packet::new(9, Pdu::SubmitResp(SubmitResp { msg_id: MsgId(42), result: SubmitResult(result) }));
+        let resp = |result| {
+            Packet::new(
+                9,
+                Pdu::SubmitResp(SubmitResp {
+                    msg_id: MsgId(42),
+                    result: SubmitResult(result),
+                }),
+            )
+        };
         assert!(matches!(
             d.classify(&creds(), resp(0)),
             Classified::SubmitResp { seq: 9, outcome: SubmitOutcome::Accepted(id) } if id == CarrierMsgId::from_u64(42)
         ));
         assert!(matches!(
             d.classify(&creds(), resp(8)),
-            Classified::SubmitResp { outcome: SubmitOutcome::Rejected { code: 8, class: StatusClass::Throttled }, .. }
+            Classified::SubmitResp {
+                outcome: SubmitOutcome::Rejected {
+                    code: 8,
+                    class: StatusClass::Throttled
+                },
+                ..
+            }
         ));
     }
 
@@ -267,7 +338,9 @@ mod tests {
             let framer = smsgw_codecs::Framer::new(Cmpp::new(v));
             let bytes = framer.to_bytes(5, &pdu).unwrap();
             let mut buf = bytes::BytesMut::from(&bytes[..]);
-            assert!(matches!(framer.decode(&mut buf), Ok(Some(smsgw_codecs::Inbound::Packet(p))) if p.pdu == pdu));
+            assert!(
+                matches!(framer.decode(&mut buf), Ok(Some(smsgw_codecs::Inbound::Packet(p))) if p.pdu == pdu)
+            );
         }
     }
 }

@@ -98,10 +98,18 @@ pub trait Dialect: Send + 'static {
 
     /// The login request for `creds` at `ts`. Remembers what it needs to
     /// verify the answer.
-    fn login(&mut self, creds: &Credentials, ts: Timestamp) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
+    fn login(
+        &mut self,
+        creds: &Credentials,
+        ts: Timestamp,
+    ) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
 
     /// The submit request for one segment.
-    fn submit(&self, creds: &Credentials, seg: &Segment) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
+    fn submit(
+        &self,
+        creds: &Credentials,
+        seg: &Segment,
+    ) -> Result<<Self::P as Protocol>::Pdu, EncodeError>;
 
     /// The keep-alive request; `None` when the protocol has none (SGIP).
     fn heartbeat(&self) -> Option<<Self::P as Protocol>::Pdu>;

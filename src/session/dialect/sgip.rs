@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use smsgw_codecs::sgip::{self, Bind, LoginType, Pdu, ReportState, Resp, ResultCode, SeqGen, SeqNo, Sgip};
+use smsgw_codecs::sgip::{
+    self, Bind, LoginType, Pdu, ReportState, Resp, ResultCode, SeqGen, SeqNo, Sgip,
+};
 use smsgw_codecs::text::DataCoding;
 use smsgw_codecs::wire::{FixedStr, HexFmt, Timestamp};
 use smsgw_codecs::{DecodeError, EncodeError, Framer, Inbound, Packet};
@@ -30,7 +32,9 @@ pub struct SgipDialect {
 
 impl SgipDialect {
     pub fn new(node_id: u32) -> Self {
-        SgipDialect { seq: SeqGen::new(node_id) }
+        SgipDialect {
+            seq: SeqGen::new(node_id),
+        }
     }
 }
 
@@ -55,7 +59,11 @@ impl Dialect for SgipDialect {
     }
 
     fn login(&mut self, creds: &Credentials, _ts: Timestamp) -> Result<Pdu, EncodeError> {
-        Ok(Pdu::Bind(Bind::new(LoginType::SP_TO_SMG, &creds.account, &creds.secret)?))
+        Ok(Pdu::Bind(Bind::new(
+            LoginType::SP_TO_SMG,
+            &creds.account,
+            &creds.secret,
+        )?))
     }
 
     fn submit(&self, _creds: &Credentials, seg: &Segment) -> Result<Pdu, EncodeError> {
@@ -63,7 +71,11 @@ impl Dialect for SgipDialect {
             sp_number: FixedStr::new(seg.src_id.as_bytes())?,
             user_numbers: std::iter::once(FixedStr::new(seg.dest.as_bytes())?).collect(),
             service_type: FixedStr::new(seg.service_id.as_bytes())?,
-            report_flag: if seg.need_report { sgip::ReportFlag::ALWAYS } else { sgip::ReportFlag::NEVER },
+            report_flag: if seg.need_report {
+                sgip::ReportFlag::ALWAYS
+            } else {
+                sgip::ReportFlag::NEVER
+            },
             tp_udhi: u8::from(seg.udhi),
             message_coding: DataCoding(seg.msg_fmt),
             message_content: seg.content.clone(),
@@ -109,7 +121,13 @@ impl Dialect for SgipDialect {
         }
     }
 
-    fn malformed_reply(&self, _command_id: u32, _seq: SeqNo, _error: &DecodeError, _frame: &Bytes) -> Option<Packet<Sgip>> {
+    fn malformed_reply(
+        &self,
+        _command_id: u32,
+        _seq: SeqNo,
+        _error: &DecodeError,
+        _frame: &Bytes,
+    ) -> Option<Packet<Sgip>> {
         // Spec §3.7.2: an illegal or unparseable command drops the connection.
         None
     }
@@ -164,7 +182,9 @@ fn classify_server_side(seq: SeqNo, pdu: Pdu) -> Classified<Sgip> {
             reply: p.response(ResultCode::BAD_COMMAND_ID).map(ok),
         },
         Pdu::Trace(_) => Classified::Other { reply: None },
-        Pdu::Unknown { command_id, .. } if !command_id.is_response() => Classified::Other { reply: None },
+        Pdu::Unknown { command_id, .. } if !command_id.is_response() => {
+            Classified::Other { reply: None }
+        }
         _ => Classified::Ignore,
     }
 }
@@ -232,7 +252,9 @@ async fn serve_conn(
             };
             let pkt = match item {
                 Inbound::Packet(p) => p,
-                Inbound::Malformed { command_id, error, .. } => {
+                Inbound::Malformed {
+                    command_id, error, ..
+                } => {
                     warn!(command_id = format_args!("{command_id:#010x}"), error = %error, "malformed sgip command; dropping the connection");
                     return;
                 }
@@ -243,8 +265,13 @@ async fn serve_conn(
                     warn!("command before bind; dropping the connection");
                     return;
                 };
-                let ok = b.login_type == LoginType::SMG_TO_SP && b.verify(&cfg.account, &cfg.secret);
-                let result = if ok { ResultCode::OK } else { ResultCode::ILLEGAL_LOGIN };
+                let ok =
+                    b.login_type == LoginType::SMG_TO_SP && b.verify(&cfg.account, &cfg.secret);
+                let result = if ok {
+                    ResultCode::OK
+                } else {
+                    ResultCode::ILLEGAL_LOGIN
+                };
                 let _ = framer.encode(seq, &Pdu::BindResp(Resp::new(result)), &mut wbuf);
                 if ok {
                     info!("smg bound");
@@ -262,7 +289,11 @@ async fn serve_conn(
                 }
                 Classified::Mo { mo: seg, reply } => {
                     let _ = framer.encode_packet(&reply, &mut wbuf);
-                    pending.extend(mo.push(seg, tokio::time::Instant::now().into_std()).into_iter().map(LinkEvent::Mo));
+                    pending.extend(
+                        mo.push(seg, tokio::time::Instant::now().into_std())
+                            .into_iter()
+                            .map(LinkEvent::Mo),
+                    );
                 }
                 Classified::CloseReq { reply } => {
                     let _ = framer.encode_packet(&reply, &mut wbuf);
@@ -306,15 +337,28 @@ mod tests {
     fn submit_resp_id_is_the_submit_sequence() {
         let mut d = SgipDialect::new(3_075_512_345);
         let seq = d.next_seq(Timestamp(1204150730));
-        let c = Credentials { account: "a".into(), secret: "b".into(), node_id: 3_075_512_345 };
-        let Classified::SubmitResp { outcome: SubmitOutcome::Accepted(id), .. } =
-            d.classify(&c, Packet::new(seq, Pdu::SubmitResp(Resp::ok())))
+        let c = Credentials {
+            account: "a".into(),
+            secret: "b".into(),
+            node_id: 3_075_512_345,
+        };
+        let Classified::SubmitResp {
+            outcome: SubmitOutcome::Accepted(id),
+            ..
+        } = d.classify(&c, Packet::new(seq, Pdu::SubmitResp(Resp::ok())))
         else {
             panic!()
         };
         assert_eq!(id, carrier_id(seq));
-        let report = sgip::Report { submit_sequence_number: seq, ..Default::default() };
-        let Classified::Report { report, .. } = d.classify(&c, Packet::new(seq, Pdu::Report(report))) else { panic!() };
+        let report = sgip::Report {
+            submit_sequence_number: seq,
+            ..Default::default()
+        };
+        let Classified::Report { report, .. } =
+            d.classify(&c, Packet::new(seq, Pdu::Report(report)))
+        else {
+            panic!()
+        };
         assert_eq!(report.carrier_id, id);
         assert!(report.delivered);
     }

@@ -54,7 +54,12 @@ impl Dialect for SmgpDialect {
     }
 
     fn login(&mut self, creds: &Credentials, ts: Timestamp) -> Result<Pdu, EncodeError> {
-        let l = Login::new(&creds.account, creds.secret.as_bytes(), LoginMode::TRANSMIT, ts)?;
+        let l = Login::new(
+            &creds.account,
+            creds.secret.as_bytes(),
+            LoginMode::TRANSMIT,
+            ts,
+        )?;
         self.auth_client = l.authenticator_client;
         Ok(Pdu::Login(l))
     }
@@ -102,8 +107,12 @@ impl Dialect for SmgpDialect {
                         class: r.status.class(),
                     }
                 };
-                let auth_mismatch = r.status.is_ok() && !r.verify(&self.auth_client, creds.secret.as_bytes());
-                Classified::LoginResp { verdict, auth_mismatch }
+                let auth_mismatch =
+                    r.status.is_ok() && !r.verify(&self.auth_client, creds.secret.as_bytes());
+                Classified::LoginResp {
+                    verdict,
+                    auth_mismatch,
+                }
             }
             Pdu::SubmitResp(r) => {
                 let outcome = if r.status.is_ok() {
@@ -126,19 +135,30 @@ impl Dialect for SmgpDialect {
             },
             Pdu::ExitResp => Classified::CloseResp,
             Pdu::Login(_) | Pdu::Submit(_) | Pdu::Query(_) => Classified::Other { reply: None },
-            Pdu::Unknown { command_id, .. } if !command_id.is_response() => Classified::Other { reply: None },
+            Pdu::Unknown { command_id, .. } if !command_id.is_response() => {
+                Classified::Other { reply: None }
+            }
             Pdu::Unknown { .. } | Pdu::DeliverResp(_) | Pdu::QueryResp(_) => Classified::Ignore,
         }
     }
 
-    fn malformed_reply(&self, command_id: u32, seq: u32, _error: &DecodeError, frame: &Bytes) -> Option<Packet<Smgp>> {
+    fn malformed_reply(
+        &self,
+        command_id: u32,
+        seq: u32,
+        _error: &DecodeError,
+        frame: &Bytes,
+    ) -> Option<Packet<Smgp>> {
         match CommandId(command_id) {
             CommandId::DELIVER => {
                 let id = frame
                     .get(12..22)
                     .and_then(|b| <[u8; 10]>::try_from(b).ok())
                     .map_or(MsgId::default(), MsgId);
-                Some(Packet::new(seq, deliver_resp(id, Status::BAD_MESSAGE_STRUCTURE)))
+                Some(Packet::new(
+                    seq,
+                    deliver_resp(id, Status::BAD_MESSAGE_STRUCTURE),
+                ))
             }
             CommandId::ACTIVE_TEST => Some(Packet::new(seq, Pdu::ActiveTestResp)),
             CommandId::EXIT => Some(Packet::new(seq, Pdu::ExitResp)),
@@ -163,7 +183,10 @@ fn classify_deliver(seq: u32, d: Deliver) -> Classified<Smgp> {
                 reply: ok,
             },
             None => Classified::Other {
-                reply: Some(Packet::new(seq, deliver_resp(d.msg_id, Status::BAD_MESSAGE_STRUCTURE))),
+                reply: Some(Packet::new(
+                    seq,
+                    deliver_resp(d.msg_id, Status::BAD_MESSAGE_STRUCTURE),
+                )),
             },
         };
     }
@@ -207,26 +230,42 @@ mod tests {
     #[test]
     fn login_verdict_and_submit_resp() {
         let mut d = SmgpDialect::new();
-        let Pdu::Login(l) = d.login(&creds(), Timestamp(1204150730)).unwrap() else { panic!() };
+        let Pdu::Login(l) = d.login(&creds(), Timestamp(1204150730)).unwrap() else {
+            panic!()
+        };
         assert!(l.verify(b"pw"));
         let ok = LoginResp::for_login(&l, Status::OK, b"pw");
         assert!(matches!(
             d.classify(&creds(), Packet::new(1, Pdu::LoginResp(ok))),
-            Classified::LoginResp { verdict: LoginVerdict::Ok, auth_mismatch: false }
+            Classified::LoginResp {
+                verdict: LoginVerdict::Ok,
+                auth_mismatch: false
+            }
         ));
         let refused = LoginResp::for_login(&l, Status::AUTHENTICATION_ERROR, b"pw");
         assert!(matches!(
             d.classify(&creds(), Packet::new(1, Pdu::LoginResp(refused))),
-            Classified::LoginResp { verdict: LoginVerdict::Refused { code: 21, .. }, .. }
+            Classified::LoginResp {
+                verdict: LoginVerdict::Refused { code: 21, .. },
+                ..
+            }
         ));
-        let resp = Pdu::SubmitResp(SubmitResp { msg_id: MsgId([1; 10]), status: Status::OK });
+        let resp = Pdu::SubmitResp(SubmitResp {
+            msg_id: MsgId([1; 10]),
+            status: Status::OK,
+        });
         assert!(matches!(
             d.classify(&creds(), Packet::new(3, resp)),
             Classified::SubmitResp { seq: 3, outcome: SubmitOutcome::Accepted(id) } if id.as_bytes() == [1; 10]
         ));
-        let busy = Pdu::SubmitResp(SubmitResp { msg_id: MsgId::default(), status: Status::SYSTEM_BUSY });
-        let Classified::SubmitResp { outcome: SubmitOutcome::Rejected { code: 1, class }, .. } =
-            d.classify(&creds(), Packet::new(4, busy))
+        let busy = Pdu::SubmitResp(SubmitResp {
+            msg_id: MsgId::default(),
+            status: Status::SYSTEM_BUSY,
+        });
+        let Classified::SubmitResp {
+            outcome: SubmitOutcome::Rejected { code: 1, class },
+            ..
+        } = d.classify(&creds(), Packet::new(4, busy))
         else {
             panic!()
         };
@@ -236,10 +275,18 @@ mod tests {
     #[test]
     fn long_segment_carries_tlvs() {
         let d = SmgpDialect::new();
-        let mut seg = Segment::single("1065", "13300000000", "svc", 8, Bytes::from_static(&[5, 0, 3, 9, 2, 1, 0, 65]));
+        let mut seg = Segment::single(
+            "1065",
+            "13300000000",
+            "svc",
+            8,
+            Bytes::from_static(&[5, 0, 3, 9, 2, 1, 0, 65]),
+        );
         seg.udhi = true;
         seg.pk_total = 2;
-        let Pdu::Submit(s) = d.submit(&creds(), &seg).unwrap() else { panic!() };
+        let Pdu::Submit(s) = d.submit(&creds(), &seg).unwrap() else {
+            panic!()
+        };
         assert!(s.udhi());
         assert_eq!(s.tlvs.pk_total(), Some(2));
     }
