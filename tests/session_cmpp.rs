@@ -51,6 +51,8 @@ struct PeerCfg {
     /// After this many submits (first connection), write a frame with a
     /// declared length below the header: a framing error.
     garbage_after: Option<u32>,
+    /// Hold every batch of responses this long before writing it.
+    respond_delay: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -221,6 +223,9 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
             }
         }
         if !wbuf.is_empty() {
+            if let Some(d) = cfg.respond_delay {
+                tokio::time::sleep(d).await;
+            }
             if sock.write_all(&wbuf).await.is_err() {
                 return;
             }
@@ -693,4 +698,44 @@ async fn bench_reports_throughput_latency_and_reports() {
     for key in ["messages", "msgs_per_s", "p50_ms", "p99_ms", "errors"] {
         assert!(v.get(key).is_some(), "json has {key}: {last}");
     }
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_in_flight_then_terminates() {
+    // The peer sleeps before each batch of responses, serially, so the
+    // window timeout and the grace must cover all batches.
+    let cfg = PeerCfg {
+        respond_delay: Some(Duration::from_millis(100)),
+        ..Default::default()
+    };
+    let (addr, stats) = start_peer(cfg).await;
+    let mut link_cfg = config(&addr);
+    link_cfg.window = WindowConfig::try_new(16, Duration::from_secs(10), 3).unwrap();
+    link_cfg.timers.shutdown_grace = Duration::from_secs(5);
+    let (link, mut rx) = Link::start(link_cfg).await.unwrap();
+    // Wait for the login so the submits go out on a live session.
+    collect(&mut rx, Duration::from_secs(3), |e| {
+        e.iter().any(|e| matches!(e, LinkEvent::Up { .. }))
+    })
+    .await;
+    submit_all(&link, 10).await;
+    let t = tokio::time::Instant::now();
+    while stats.submits.load(Ordering::SeqCst) < 10 && t.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        stats.submits.load(Ordering::SeqCst),
+        10,
+        "all ten on the wire before shutdown"
+    );
+    let mut evs = Vec::new();
+    shutdown_and_drain(link, &mut rx, &mut evs).await;
+    let res = results(&evs);
+    assert_eq!(res.len(), 10);
+    assert!(
+        res.values()
+            .all(|e| matches!(e, LinkEvent::Accepted { .. })),
+        "settled before terminate: {res:?}"
+    );
+    assert_eq!(stats.terminates.load(Ordering::SeqCst), 1);
 }

@@ -470,9 +470,14 @@ mod tests {
     fn mo_segments_reassemble_in_order() {
         let a = MoAssembler::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        assert_eq!(a.push(seg(b"plain", false), t0)[0].content, Bytes::from_static(b"plain"));
+        assert_eq!(
+            a.push(seg(b"plain", false), t0)[0].content,
+            Bytes::from_static(b"plain")
+        );
         // 8-bit reference 7, two parts, arriving out of order.
-        assert!(a.push(seg(&[5, 0, 3, 7, 2, 2, b'l', b'd'], true), t0).is_empty());
+        assert!(a
+            .push(seg(&[5, 0, 3, 7, 2, 2, b'l', b'd'], true), t0)
+            .is_empty());
         let done = a.push(seg(&[5, 0, 3, 7, 2, 1, b'w', b'o', b'r'], true), t0);
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].content, Bytes::from_static(b"world"));
@@ -485,14 +490,25 @@ mod tests {
         assert!(a.push(seg(&[5, 0, 3, 9, 3, 1, b'a'], true), t0).is_empty());
         let later = a.push(seg(b"next", false), t0 + Duration::from_secs(5));
         assert_eq!(later.len(), 1, "non-udh passes straight through");
-        let later = a.push(seg(&[5, 0, 3, 10, 2, 1, b'x'], true), t0 + Duration::from_secs(5));
-        assert_eq!(later.len(), 1, "the expired set comes out with what arrived");
+        let later = a.push(
+            seg(&[5, 0, 3, 10, 2, 1, b'x'], true),
+            t0 + Duration::from_secs(5),
+        );
+        assert_eq!(
+            later.len(),
+            1,
+            "the expired set comes out with what arrived"
+        );
         assert_eq!(later[0].content, Bytes::from_static(b"a"));
     }
 
     #[test]
     fn config_validation() {
-        let creds = Credentials { account: "a".into(), secret: "b".into(), node_id: 0 };
+        let creds = Credentials {
+            account: "a".into(),
+            secret: "b".into(),
+            node_id: 0,
+        };
         let mut c = LinkConfig::new("x", ProtocolKind::Cmpp3, "127.0.0.1:1", creds);
         assert!(c.validate().is_ok());
         c.connections = 0;
