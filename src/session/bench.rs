@@ -69,6 +69,11 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// `write` syscalls on the carrier sockets and frames they carried
+    /// (frames_per_write > 1: several submits per syscall).
+    pub writes: u64,
+    pub frames_out: u64,
+    pub frames_per_write: f64,
     /// Print the JSON object as the last line of the `Display` output.
     #[serde(skip)]
     pub json: bool,
@@ -92,6 +97,11 @@ impl fmt::Display for BenchReport {
             f,
             "latency:    p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms (submit -> response)",
             self.p50_ms, self.p99_ms, self.max_ms
+        )?;
+        writeln!(
+            f,
+            "writes:     {} frames in {} writes ({:.1} frames/write)",
+            self.frames_out, self.writes, self.frames_per_write
         )?;
         writeln!(f, "accepted:   {}", self.accepted)?;
         writeln!(f, "reports:    {}", self.reports)?;
@@ -275,6 +285,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    let (writes, frames_out) = link.io_stats();
     link.shutdown().await;
     // Anything the shutdown reported after the loop is counted too.
     while let Ok(ev) = events.try_recv() {
@@ -305,6 +316,13 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         max_ms: hist.max() as f64 / 1000.0,
+        writes,
+        frames_out,
+        frames_per_write: if writes > 0 {
+            frames_out as f64 / writes as f64
+        } else {
+            0.0
+        },
         json: false,
     }
     .json_flag(args.json))
