@@ -887,6 +887,7 @@ async fn bench_reports_throughput_latency_and_reports() {
         window: 16,
         tps: 0,
         text: "bench".into(),
+        reports: true,
         json: true,
     };
     let report = smsgw::session::run_bench(args).await.unwrap();
@@ -894,6 +895,7 @@ async fn bench_reports_throughput_latency_and_reports() {
     assert_eq!(report.accepted, 300, "{report:?}");
     assert_eq!(report.errors, 0);
     assert_eq!(report.reports, 300);
+    assert!(report.writes > 0 && report.frames_out >= 300, "{report:?}");
     assert!(report.msgs_per_s > 0.0 && report.p50_ms > 0.0 && report.p99_ms >= report.p50_ms);
     let shown = report.to_string();
     let last = shown.lines().last().unwrap();

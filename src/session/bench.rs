@@ -32,6 +32,8 @@ pub struct BenchArgs {
     /// 0 = unlimited.
     pub tps: u32,
     pub text: String,
+    /// Ask for status reports (Registered_Delivery 1) and wait for them.
+    pub reports: bool,
     /// Print one JSON object as the last line.
     pub json: bool,
 }
@@ -48,6 +50,7 @@ impl Default for BenchArgs {
             window: 16,
             tps: 0,
             text: "smsgw bench".into(),
+            reports: true,
             json: false,
         }
     }
@@ -159,7 +162,7 @@ fn segments(args: &BenchArgs, reference: u8) -> anyhow::Result<Vec<Segment>> {
             pk_total: s.pk_total(),
             pk_number: s.pk_number(),
             content: Bytes::from(s.content.to_vec()),
-            need_report: true,
+            need_report: args.reports,
         })
         .collect())
 }
@@ -231,7 +234,8 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let stall = Duration::from_secs(200);
     loop {
         if settled >= total
-            && (reports >= accepted
+            && (!args.reports
+                || reports >= accepted
                 || results_done.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
         {
             break;
