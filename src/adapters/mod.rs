@@ -1,0 +1,4 @@
+//! Adapters: implementations of the engine's ports.
+
+#[cfg(feature = "sql")]
+pub mod sql;

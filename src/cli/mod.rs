@@ -1,0 +1,1 @@
+//! Operators' CLI commands (clap `Args` + `run`).
