@@ -181,10 +181,12 @@ pub trait MessageStore: Send + Sync {
     fn requeue(&self, id: MessageId, now: Timestamp)
         -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Messages in `accepted`/`submitted` whose validity has run out.
+    /// Messages whose validity has run out: `accepted` ones at `expire_at`,
+    /// `submitted` ones (waiting for reports) at `expire_at + submitted_grace`.
     fn overdue(
         &self,
         now: Timestamp,
+        submitted_grace: Duration,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<MessageId>>> + Send;
 

@@ -34,6 +34,7 @@ pub async fn sweep<S: MessageStore + ReportStore>(
     store: &S,
     correlator: &Correlator,
     now: Timestamp,
+    submitted_grace: std::time::Duration,
     limit: usize,
 ) -> StoreResult<SweepReport> {
     let mut out = SweepReport::default();
@@ -50,7 +51,7 @@ pub async fn sweep<S: MessageStore + ReportStore>(
             }
         }
     }
-    for id in store.overdue(now, limit).await? {
+    for id in store.overdue(now, submitted_grace, limit).await? {
         out.events.extend(store.expire(id, now).await?);
         out.expired += 1;
     }
