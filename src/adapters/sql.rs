@@ -104,7 +104,12 @@ pub struct SqlStore {
 }
 
 const MESSAGE_COLS: &str = "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
-     attempts, expire_at, possible_duplicate";
+     attempts, expire_at, possible_duplicate, last_reason";
+
+/// `last_reason` while a claimed attempt has no recorded outcome. Finding it
+/// at the next claim means the previous attempt's fate is unknown (crash,
+/// lost event): the resend is marked as a possible duplicate.
+const IN_FLIGHT: &str = "in_flight";
 
 impl SqlStore {
     /// Connects and runs the migrations.
@@ -406,18 +411,22 @@ impl MessageStore for SqlStore {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let mut d = dispatchable_of(r)?;
+            let unknown_fate = get_opt_str(r, "last_reason")?.as_deref() == Some(IN_FLIGHT);
             let res = sqlx::query(
-                "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2 \
+                "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $4, \
+                 possible_duplicate = CASE WHEN last_reason = $4 THEN 1 ELSE possible_duplicate END \
                  WHERE id = $3 AND state = 'accepted' AND due_at <= $2",
             )
             .bind(until.0)
             .bind(now.0)
             .bind(d.id.0)
+            .bind(IN_FLIGHT)
             .execute(&mut *tx)
             .await
             .db()?;
             if res.rows_affected() == 1 {
                 d.attempts += 1;
+                d.possible_duplicate |= unknown_fate;
                 out.push(d);
             }
         }

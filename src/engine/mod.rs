@@ -3,6 +3,8 @@
 //! or session internals; adapters implement [`ports`] and `main` wires them.
 
 pub mod correlate;
+pub mod dispatch;
+pub mod ingest;
 pub mod lanes;
 pub mod metrics;
 pub mod ports;
