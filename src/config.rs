@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::engine::retry::{RetryPolicy, RetryPolicyError};
-use crate::engine::types::{Carrier, LinkSpec, Protocol};
+use crate::engine::types::{protocol_serde, Carrier, LinkSpec, ProtocolKind};
 use crate::engine::validate::Rules;
 
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +203,8 @@ pub struct RoutingConfig {
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     pub name: String,
-    pub protocol: Protocol,
+    #[serde(with = "protocol_serde")]
+    pub protocol: ProtocolKind,
     pub addr: String,
     pub account: String,
     #[serde(default)]

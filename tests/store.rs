@@ -248,7 +248,7 @@ both!(queue_source, queue_source_commits_after_acceptance);
 async fn links_add_list_remove(s: &SqlStore) {
     let l = LinkSpec {
         name: "cmcc-1".into(),
-        protocol: Protocol::Cmpp3,
+        protocol: ProtocolKind::Cmpp3,
         addr: "127.0.0.1:7890".into(),
         account: "901234".into(),
         secret: "s3cret".into(),

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::StoreArgs;
 use crate::config::{validate_addr, validate_link_name};
-use crate::engine::types::{LinkSpec, Protocol};
+use crate::engine::types::{LinkSpec, ProtocolKind};
 
 #[derive(Debug, Args)]
 pub struct LinkArgs {
@@ -30,7 +30,7 @@ pub enum LinkCmd {
 pub struct AddArgs {
     /// Link name: 1-64 of [A-Za-z0-9._-].
     pub name: String,
-    /// cmpp2 | cmpp3 | smgp3 | sgip12
+    /// cmpp2 | cmpp3 | smgp | sgip
     #[arg(long)]
     pub protocol: String,
     /// Carrier gateway HOST:PORT.
@@ -59,9 +59,7 @@ impl AddArgs {
     pub fn spec(&self) -> anyhow::Result<LinkSpec> {
         validate_link_name(&self.name).map_err(anyhow::Error::msg)?;
         validate_addr(&self.addr).map_err(anyhow::Error::msg)?;
-        let protocol: Protocol = self.protocol.parse().map_err(|e| {
-            anyhow::anyhow!("{e}; expected one of cmpp2, cmpp3, smgp3, sgip12")
-        })?;
+        let protocol: ProtocolKind = self.protocol.parse().map_err(anyhow::Error::msg)?;
         if self.connections == 0 || self.window == 0 || self.weight == 0 || self.tps == Some(0) {
             anyhow::bail!("--connections, --window, --weight and --tps must be > 0");
         }
@@ -86,7 +84,7 @@ impl AddArgs {
 pub fn shown(l: &LinkSpec) -> serde_json::Value {
     serde_json::json!({
         "name": l.name,
-        "protocol": l.protocol,
+        "protocol": l.protocol.as_str(),
         "carrier": l.carrier(),
         "addr": l.addr,
         "account": l.account,

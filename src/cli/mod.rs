@@ -1,5 +1,8 @@
-//! Operators' CLI commands: clap `Args` structs and `run` functions.
-//! `main` only parses and dispatches.
+//! The `smsgw` subcommands. Each module holds a clap `Args` struct and the
+//! function that runs it; `main.rs` only dispatches.
+
+pub mod bench;
+pub mod pdu;
 
 use std::path::PathBuf;
 

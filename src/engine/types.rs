@@ -180,24 +180,29 @@ closed_enum!(
     }
 );
 
-closed_enum!(
-    /// Wire protocol of a carrier link.
-    Protocol {
-        Cmpp2 => "cmpp2",
-        Cmpp3 => "cmpp3",
-        Smgp3 => "smgp3",
-        Sgip12 => "sgip12",
-    }
-);
+/// Protocol names are shared crate vocabulary (`cmpp2`, `cmpp3`, `smgp`, `sgip`).
+pub use crate::protocol::ProtocolKind;
 
-impl Protocol {
-    /// The carrier that speaks this protocol natively.
-    pub fn carrier(self) -> Carrier {
-        match self {
-            Protocol::Cmpp2 | Protocol::Cmpp3 => Carrier::Mobile,
-            Protocol::Smgp3 => Carrier::Telecom,
-            Protocol::Sgip12 => Carrier::Unicom,
-        }
+/// The carrier that speaks a protocol natively.
+pub fn carrier_of(p: ProtocolKind) -> Carrier {
+    match p {
+        ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => Carrier::Mobile,
+        ProtocolKind::Smgp => Carrier::Telecom,
+        ProtocolKind::Sgip => Carrier::Unicom,
+    }
+}
+
+/// serde for [`ProtocolKind`] as its lowercase name.
+pub mod protocol_serde {
+    use super::ProtocolKind;
+
+    pub fn serialize<S: serde::Serializer>(p: &ProtocolKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.as_str())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ProtocolKind, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -321,7 +326,8 @@ pub struct StatusEvent {
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     pub name: String,
-    pub protocol: Protocol,
+    #[serde(with = "protocol_serde")]
+    pub protocol: ProtocolKind,
     /// `host:port`.
     pub addr: String,
     pub account: String,
@@ -351,7 +357,7 @@ fn default_weight() -> u32 {
 
 impl LinkSpec {
     pub fn carrier(&self) -> Carrier {
-        self.protocol.carrier()
+        carrier_of(self.protocol)
     }
 
     pub fn masked_secret(&self) -> &'static str {
@@ -430,7 +436,7 @@ mod tests {
     fn link_debug_masks_secret() {
         let l = LinkSpec {
             name: "m1".into(),
-            protocol: Protocol::Cmpp3,
+            protocol: ProtocolKind::Cmpp3,
             addr: "127.0.0.1:7890".into(),
             account: "901234".into(),
             secret: "hunter2".into(),
