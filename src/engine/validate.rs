@@ -61,12 +61,17 @@ pub struct Validated {
     pub dead: Vec<DeadLetter>,
 }
 
-/// SMS segment count of `text`: 7-bit text fits 160 characters in one SMS
-/// and 153 per part once concatenated; anything else goes as UCS-2 with 70
-/// and 67 UTF-16 units.
-pub fn sms_segments(text: &str) -> u32 {
+/// SMS segment count of `text` sent to a `carrier`'s protocol, by the
+/// codecs' rules (long-sms.md §2): ASCII goes as ASCII (CMPP: 159 bytes in
+/// one SMS, 153 per part; SMGP/SGIP: 140 and 134), anything else as UCS-2
+/// (70 and 67 UTF-16 units). `None` takes the SMGP/SGIP limits, the stricter.
+/// The carrier adapter checks it agrees with `smsgw_codecs::text::segment_count`.
+pub fn sms_segments(text: &str, carrier: Option<Carrier>) -> u32 {
     let (len, single, multi) = if text.is_ascii() {
-        (text.len(), 160, 153)
+        match carrier {
+            Some(Carrier::Mobile) => (text.len(), 159, 153),
+            _ => (text.len(), 140, 134),
+        }
     } else {
         (text.encode_utf16().count(), 70, 67)
     };
@@ -134,9 +139,9 @@ pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, pla
     if text.trim().is_empty() {
         return dead(did, "empty text".to_owned());
     }
-    let segments = sms_segments(&text);
-    if segments > u32::from(rules.max_segments) {
-        return dead(did, format!("text too long: {segments} segments > {}", rules.max_segments));
+    let worst = sms_segments(&text, None);
+    if worst > u32::from(rules.max_segments) {
+        return dead(did, format!("text too long: {worst} segments > {}", rules.max_segments));
     }
     let expire_at = match rec.expire_at.as_deref() {
         None => now.plus(rules.default_validity),
@@ -182,7 +187,7 @@ pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, pla
             biz: biz.clone(),
             channel,
             expire_at,
-            segments: segments as u16,
+            segments: sms_segments(&text, Some(carrier)) as u16,
             carrier: Some(carrier),
             accepted_at: now,
         });
@@ -252,14 +257,19 @@ mod tests {
 
     #[test]
     fn segment_counts() {
-        assert_eq!(sms_segments("a"), 1);
-        assert_eq!(sms_segments(&"a".repeat(160)), 1);
-        assert_eq!(sms_segments(&"a".repeat(161)), 2);
-        assert_eq!(sms_segments(&"a".repeat(306)), 2);
-        assert_eq!(sms_segments(&"中".repeat(70)), 1);
-        assert_eq!(sms_segments(&"中".repeat(71)), 2);
-        assert_eq!(sms_segments(&"中".repeat(134)), 2);
-        assert_eq!(sms_segments(&"中".repeat(135)), 3);
+        let m = Some(Carrier::Mobile);
+        let u = Some(Carrier::Unicom);
+        assert_eq!(sms_segments("a", m), 1);
+        assert_eq!(sms_segments(&"a".repeat(159), m), 1);
+        assert_eq!(sms_segments(&"a".repeat(160), m), 2);
+        assert_eq!(sms_segments(&"a".repeat(306), m), 2);
+        assert_eq!(sms_segments(&"a".repeat(140), u), 1);
+        assert_eq!(sms_segments(&"a".repeat(141), u), 2);
+        assert_eq!(sms_segments(&"a".repeat(268), None), 2);
+        assert_eq!(sms_segments(&"中".repeat(70), m), 1);
+        assert_eq!(sms_segments(&"中".repeat(71), u), 2);
+        assert_eq!(sms_segments(&"中".repeat(134), m), 2);
+        assert_eq!(sms_segments(&"中".repeat(135), m), 3);
     }
 
     #[test]
