@@ -69,18 +69,25 @@ impl Default for CarrierOptions {
 }
 
 struct Route {
+    handle: LinkHandle,
     submitter: Submitter,
+    /// Submit queue capacity; `ready` keeps room for a long message.
+    capacity: usize,
     protocol: ProtocolKind,
     src_id: String,
     up: Arc<AtomicBool>,
 }
+
+/// Room `ready` keeps free in a link's submit queue, so a dispatch (at most
+/// this many segments) never waits on a full queue while its own link's
+/// results wait to be read.
+const HEADROOM: usize = 16;
 
 /// Session token → where its result belongs.
 type Pending = Arc<Mutex<HashMap<u64, (DispatchToken, u16)>>>;
 
 pub struct CarrierChannel {
     routes: HashMap<String, Route>,
-    handles: Mutex<Vec<LinkHandle>>,
     pending: Pending,
     next_token: AtomicU64,
     next_ref: AtomicU8,
@@ -96,7 +103,6 @@ impl CarrierChannel {
         let (tx, rx) = mpsc::channel(8192);
         let pending: Pending = Arc::default();
         let mut routes = HashMap::new();
-        let mut handles = Vec::new();
         for l in links {
             let mut cfg = LinkConfig::new(
                 &l.name,
@@ -107,20 +113,26 @@ impl CarrierChannel {
             cfg.connections = l.connections.max(1);
             cfg.window = WindowConfig::try_new(l.window.max(1) as usize, opts.response_timeout, opts.max_sends)?;
             cfg.rate = l.tps.map_or_else(RateConfig::unlimited, RateConfig::from_tps);
-            cfg.queue_capacity = (l.window.max(1) as usize * cfg.connections as usize * 2).max(64);
+            cfg.queue_capacity = (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
+            let capacity = cfg.queue_capacity;
             cfg.events_capacity = 4096;
             let (handle, events) = Link::start(cfg).await?;
             let up = Arc::new(AtomicBool::new(false));
             routes.insert(
                 l.name.clone(),
-                Route { submitter: handle.submitter(), protocol: l.protocol, src_id: l.account.clone(), up: up.clone() },
+                Route {
+                    submitter: handle.submitter(),
+                    handle,
+                    capacity,
+                    protocol: l.protocol,
+                    src_id: l.account.clone(),
+                    up: up.clone(),
+                },
             );
             tokio::spawn(forward(l.name.clone(), events, tx.clone(), pending.clone(), up));
-            handles.push(handle);
         }
         let ch = CarrierChannel {
             routes,
-            handles: Mutex::new(handles),
             pending,
             next_token: AtomicU64::new(1),
             next_ref: AtomicU8::new(0),
@@ -130,11 +142,14 @@ impl CarrierChannel {
     }
 
     /// Stops every link: queued submits come back as `Unsent`, in-flight ones settle.
-    pub async fn shutdown(&self) {
-        let hs: Vec<LinkHandle> = std::mem::take(&mut *self.handles.lock().expect("poisoned"));
-        for h in hs {
-            h.shutdown().await;
+    pub async fn shutdown(self) {
+        for (_, r) in self.routes {
+            r.handle.shutdown().await;
         }
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
     }
 
     fn segments(&self, route: &Route, d: &Dispatch) -> Result<Vec<Segment>, String> {
@@ -257,7 +272,9 @@ impl Channel for CarrierChannel {
     }
 
     fn ready(&self, route: &str) -> bool {
-        self.routes.get(route).is_some_and(|r| r.up.load(Ordering::SeqCst))
+        self.routes
+            .get(route)
+            .is_some_and(|r| r.up.load(Ordering::SeqCst) && r.handle.queued() + HEADROOM <= r.capacity)
     }
 
     fn dispatch(&self, d: Dispatch) -> BoxFuture<'_, Result<(), DispatchError>> {

@@ -1,10 +1,12 @@
 //! `smsgw serve`: runs the gateway.
 //!
-//! Today it runs ingest (embedded queue → validation → durable acceptance)
-//! and the sweeper, publishes status events to the log, and serves metrics.
-//! Dispatch to carrier links is wired once the session layer lands
-//! (`adapters/carrier.rs` implementing the engine's `Channel`); Kafka input
-//! and status topics once the `kafka` adapter exists.
+//! One loop: ingest (embedded queue → validation → durable acceptance),
+//! channel events (results, reports, link state), claim → lanes → dispatch
+//! over the carrier links (`smsgw link add` plus config `[[links]]`), and the
+//! sweeper. Status events go to the log; metrics on `--metrics`. SIGTERM
+//! stops between steps, gives queued claims back, shuts the links down
+//! (in-flight results are applied) and exits 0. Kafka input and the status
+//! topic wait for the `kafka` adapter.
 
 use std::net::SocketAddr;
 
@@ -78,7 +80,10 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<tokio::task::Join
 
 #[cfg(feature = "sql")]
 pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
+    use crate::adapters::carrier::{CarrierChannel, CarrierOptions};
     use crate::adapters::sql::QueueSource;
+    use crate::engine::dispatch::{Sender, SenderConfig};
+    use crate::engine::ports::{Channel, LinkRegistry};
     use crate::engine::correlate::Correlator;
     use crate::engine::ingest::Ingest;
     use crate::engine::routing::NumberPlan;
@@ -100,13 +105,38 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
         rules: cfg.engine.rules(),
         plan: NumberPlan::with_overrides(&cfg.routing.segments),
         batch: cfg.store.batch,
-        wait: Duration::from_millis(200),
+        wait: Duration::ZERO,
     };
     let correlator = Correlator::new(cfg.engine.park_ttl);
     let mut src = QueueSource::new(s.clone());
     let sink = LogSink;
-    // Shutdown is checked between batches: an ingest batch is never cut
-    // in half (it is not cancel-safe between accept and commit).
+
+    // Links: the store's (`smsgw link add`) plus the config file's.
+    let mut links = s.links().await?;
+    for l in &cfg.links {
+        links.push(l.resolve()?);
+    }
+    let (channel, mut events) = if links.is_empty() {
+        tracing::warn!("no links configured: messages are accepted and kept, nothing is sent");
+        let (_tx, rx) = tokio::sync::mpsc::channel(1);
+        (None, rx)
+    } else {
+        let (c, rx) = CarrierChannel::start(&links, CarrierOptions::default()).await?;
+        (Some(c), rx)
+    };
+    let sender_cfg = SenderConfig {
+        claim_batch: cfg.engine.claim_batch,
+        lease: cfg.engine.lease,
+        lane_capacity: cfg.engine.lane_capacity,
+        notify_weight: cfg.engine.notify_weight,
+        marketing_weight: cfg.engine.marketing_weight,
+        ..SenderConfig::default()
+    };
+    let mut sender = Sender::new(s.clone(), &links, cfg.retry.policy()?, correlator.clone(), sender_cfg);
+    let link_names = sender.links();
+
+    // Shutdown is checked between steps: an ingest batch is never cut in
+    // half (it is not cancel-safe between accept and commit).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -121,16 +151,54 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
     }
     let mut next_sweep = tokio::time::Instant::now();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let now = Timestamp::now();
         if tokio::time::Instant::now() >= next_sweep {
-            let rep = sweeper::sweep(&s, &correlator, Timestamp::now(), cfg.engine.park_ttl, cfg.store.batch).await?;
+            let rep = sweeper::sweep(&s, &correlator, now, cfg.engine.park_ttl, cfg.store.batch).await?;
             let _ = sink.publish(&rep.events).await;
             next_sweep = tokio::time::Instant::now() + cfg.engine.sweep_interval;
         }
-        let got = ingest.once(&mut src, &s, &sink, Timestamp::now()).await?;
-        if args.drain && got.records == 0 {
+        let got = ingest.once(&mut src, &s, &sink, now).await?;
+        let mut busy = got.records > 0;
+        while let Ok(ev) = events.try_recv() {
+            busy = true;
+            let evs = sender.on_event(ev, Timestamp::now()).await?;
+            let _ = sink.publish(&evs).await;
+        }
+        if let Some(ch) = &channel {
+            let f = sender.fill(now).await?;
+            let _ = sink.publish(&f.events).await;
+            busy |= f.claimed > 0;
+            for link in &link_names {
+                while ch.ready(link) {
+                    let Some(d) = sender.next_for(link) else { break };
+                    busy = true;
+                    if let Err(e) = ch.dispatch(d.clone()).await {
+                        sender.on_dispatch_error(&d, &e, Timestamp::now()).await?;
+                    }
+                }
+            }
+        }
+        if args.drain && got.records == 0 && channel.is_none() {
             break;
         }
+        if !busy {
+            // idle: wait for a channel event or the next poll
+            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await {
+                let evs = sender.on_event(ev, Timestamp::now()).await?;
+                let _ = sink.publish(&evs).await;
+            }
+        }
     }
+    let released = sender.release_all(Timestamp::now()).await?;
+    if let Some(ch) = channel {
+        ch.shutdown().await;
+        // results of what was in flight
+        while let Ok(ev) = events.try_recv() {
+            let evs = sender.on_event(ev, Timestamp::now()).await?;
+            let _ = sink.publish(&evs).await;
+        }
+    }
+    tracing::info!(released, "claims given back");
     tracing::info!("stopping");
     s.close().await;
     Ok(())

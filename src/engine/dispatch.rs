@@ -156,6 +156,38 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         })
     }
 
+    /// Gives back the claims queued for `link` (it went down): due again at
+    /// `now`, not counted as a lost attempt.
+    pub async fn release(&mut self, link: &str, now: Timestamp) -> StoreResult<usize> {
+        let Some(lanes) = self.lanes.get_mut(link) else { return Ok(0) };
+        let mut items = Vec::new();
+        while let Some((_, d)) = lanes.pop() {
+            items.push(d);
+        }
+        for p in Priority::ALL {
+            metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str()).set(0.0);
+        }
+        for d in &items {
+            self.store.schedule_retry(d.id, now, "released", false).await?;
+        }
+        Ok(items.len())
+    }
+
+    /// Gives back every queued claim (shutdown).
+    pub async fn release_all(&mut self, now: Timestamp) -> StoreResult<usize> {
+        let links: Vec<String> = self.lanes.keys().cloned().collect();
+        let mut n = 0;
+        for l in links {
+            n += self.release(&l, now).await?;
+        }
+        Ok(n)
+    }
+
+    /// Names of the configured links.
+    pub fn links(&self) -> Vec<String> {
+        self.lanes.keys().cloned().collect()
+    }
+
     /// The channel refused a dispatch before sending (route down, closed).
     pub async fn on_dispatch_error(&mut self, d: &Dispatch, err: &DispatchError, now: Timestamp) -> StoreResult<()> {
         if let (DispatchError::RouteDown { route }, Some(_)) = (err, &d.options.route) {
@@ -189,6 +221,9 @@ impl<S: MessageStore + ReportStore> Sender<S> {
             },
             ChannelEvent::RouteState { route, up } => {
                 self.router.set_up(&route, up);
+                if !up {
+                    self.release(&route, now).await?;
+                }
                 Ok(Vec::new())
             }
             ChannelEvent::Inbound { .. } => Ok(Vec::new()), // MO handling is not part of this engine yet
