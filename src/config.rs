@@ -41,9 +41,15 @@ use crate::engine::validate::Rules;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing {path}: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid config: {0}")]
     Invalid(String),
     #[error("invalid retry policy: {0}")]
@@ -72,7 +78,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://smsgw.db".into(), batch: 512 }
+        StoreConfig {
+            url: "sqlite://smsgw.db".into(),
+            batch: 512,
+        }
     }
 }
 
@@ -153,7 +162,13 @@ impl Default for RetryConfig {
 
 impl RetryConfig {
     pub fn policy(&self) -> Result<RetryPolicy, RetryPolicyError> {
-        RetryPolicy::try_new(self.base, self.max, self.max_attempts, self.jitter, self.resend_unknown)
+        RetryPolicy::try_new(
+            self.base,
+            self.max,
+            self.max_attempts,
+            self.jitter,
+            self.resend_unknown,
+        )
     }
 }
 
@@ -244,10 +259,13 @@ impl LinkConfig {
     /// Resolves the secret and yields the link.
     pub fn resolve(&self) -> Result<LinkSpec, ConfigError> {
         let secret = match (&self.secret_env, &self.secret_file) {
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| ConfigError::Invalid(format!("link {}: env {var} not set", self.name)))?,
+            (Some(var), None) => std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!("link {}: env {var} not set", self.name))
+            })?,
             (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Invalid(format!("link {}: secret file {path}: {e}", self.name)))?
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("link {}: secret file {path}: {e}", self.name))
+                })?
                 .trim()
                 .to_owned(),
             _ => {
@@ -273,11 +291,14 @@ impl LinkConfig {
 
 /// Checks a `host:port` address.
 pub fn validate_addr(addr: &str) -> Result<(), String> {
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("address {addr:?} lacks :port"))?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("address {addr:?} lacks :port"))?;
     if host.is_empty() {
         return Err(format!("address {addr:?} lacks a host"));
     }
-    port.parse::<u16>().map_err(|_| format!("address {addr:?} has a bad port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("address {addr:?} has a bad port"))?;
     Ok(())
 }
 
@@ -285,16 +306,29 @@ pub fn validate_addr(addr: &str) -> Result<(), String> {
 pub fn validate_link_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(format!("bad link name {name:?}: use 1-64 of [A-Za-z0-9._-]")) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad link name {name:?}: use 1-64 of [A-Za-z0-9._-]"
+        ))
+    }
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        let cfg: Config =
-            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p, source: Box::new(source) })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: p,
+            source: Box::new(source),
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -302,24 +336,34 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |s: String| Err(ConfigError::Invalid(s));
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
-            return bad(format!("store.url must be sqlite:// or postgres://, got {:?}", self.store.url));
+            return bad(format!(
+                "store.url must be sqlite:// or postgres://, got {:?}",
+                self.store.url
+            ));
         }
         if self.store.batch == 0 || self.engine.claim_batch == 0 || self.engine.lane_capacity == 0 {
-            return bad("store.batch, engine.claim_batch and engine.lane_capacity must be > 0".into());
+            return bad(
+                "store.batch, engine.claim_batch and engine.lane_capacity must be > 0".into(),
+            );
         }
         if self.engine.max_segments == 0 {
             return bad("engine.max_segments must be > 0".into());
         }
-        if self.engine.default_validity.is_zero() || self.engine.park_ttl.is_zero() || self.engine.lease.is_zero() {
+        if self.engine.default_validity.is_zero()
+            || self.engine.park_ttl.is_zero()
+            || self.engine.lease.is_zero()
+        {
             return bad("engine durations must be > 0".into());
         }
         if self.engine.notify_weight == 0 || self.engine.marketing_weight == 0 {
             return bad("lane weights must be >= 1".into());
         }
         self.retry.policy()?;
-        for (prefix, _) in &self.routing.segments {
+        for prefix in self.routing.segments.keys() {
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-                return bad(format!("routing.segments: prefix {prefix:?} must be digits"));
+                return bad(format!(
+                    "routing.segments: prefix {prefix:?} must be digits"
+                ));
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -330,11 +374,15 @@ impl Config {
                 return bad(format!("link {} defined twice", l.name));
             }
             if l.connections == 0 || l.window == 0 || l.weight == 0 || l.tps == Some(0) {
-                return bad(format!("link {}: connections, window, weight and tps must be > 0", l.name));
+                return bad(format!(
+                    "link {}: connections, window, weight and tps must be > 0",
+                    l.name
+                ));
             }
         }
         if let Some(k) = &self.kafka {
-            if k.brokers.trim().is_empty() || k.input_topic.is_empty() || k.status_topic.is_empty() {
+            if k.brokers.trim().is_empty() || k.input_topic.is_empty() || k.status_topic.is_empty()
+            {
                 return bad("kafka: brokers, input_topic and status_topic are required".into());
             }
             if k.heartbeat_interval >= k.session_timeout {
@@ -385,7 +433,10 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_values_are_rejected() {
         assert!(toml::from_str::<Config>("[engine]\nfoo = 1").is_err());
-        assert!(toml::from_str::<Config>("[[links]]\nname='a'\nprotocol='cmpp3'\naddr='h:1'\naccount='x'\nsecret='plain'").is_err());
+        assert!(toml::from_str::<Config>(
+            "[[links]]\nname='a'\nprotocol='cmpp3'\naddr='h:1'\naccount='x'\nsecret='plain'"
+        )
+        .is_err());
         let mut c = Config::default();
         c.retry.max_attempts = 0;
         assert!(c.validate().is_err());

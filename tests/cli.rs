@@ -9,7 +9,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn store(&self) -> String {
@@ -32,7 +34,11 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -47,18 +53,76 @@ impl Env {
 fn link_add_list_remove_masks_the_secret() {
     let e = Env::new();
     let out = e.ok(&[
-        "link", "add", "cmcc-1", "--protocol", "cmpp3", "--addr", "127.0.0.1:7890", "--account", "901234",
-        "--secret", "hunter2-secret", "--connections", "2", "--window", "32", "--tps", "200",
+        "link",
+        "add",
+        "cmcc-1",
+        "--protocol",
+        "cmpp3",
+        "--addr",
+        "127.0.0.1:7890",
+        "--account",
+        "901234",
+        "--secret",
+        "hunter2-secret",
+        "--connections",
+        "2",
+        "--window",
+        "32",
+        "--tps",
+        "200",
     ]);
     assert!(out.contains("cmcc-1"));
     assert!(!out.contains("hunter2"));
-    let err = e.fails(&["link", "add", "cmcc-1", "--protocol", "cmpp3", "--addr", "127.0.0.1:7890", "--account", "9", "--secret", "x"]);
+    let err = e.fails(&[
+        "link",
+        "add",
+        "cmcc-1",
+        "--protocol",
+        "cmpp3",
+        "--addr",
+        "127.0.0.1:7890",
+        "--account",
+        "9",
+        "--secret",
+        "x",
+    ]);
     assert!(err.contains("already exists"), "{err}");
-    assert!(e.fails(&["link", "add", "bad", "--protocol", "x25", "--addr", "h:1", "--account", "9", "--secret", "x"]).contains("protocol"));
-    assert!(e.fails(&["link", "add", "bad", "--protocol", "sgip", "--addr", "nohost", "--account", "9", "--secret", "x"]).contains("port"));
+    assert!(e
+        .fails(&[
+            "link",
+            "add",
+            "bad",
+            "--protocol",
+            "x25",
+            "--addr",
+            "h:1",
+            "--account",
+            "9",
+            "--secret",
+            "x"
+        ])
+        .contains("protocol"));
+    assert!(e
+        .fails(&[
+            "link",
+            "add",
+            "bad",
+            "--protocol",
+            "sgip",
+            "--addr",
+            "nohost",
+            "--account",
+            "9",
+            "--secret",
+            "x"
+        ])
+        .contains("port"));
 
     let table = e.ok(&["link", "list"]);
-    assert!(table.contains("cmcc-1") && table.contains("********"), "{table}");
+    assert!(
+        table.contains("cmcc-1") && table.contains("********"),
+        "{table}"
+    );
     assert!(!table.contains("hunter2"));
     let json: serde_json::Value = serde_json::from_str(&e.ok(&["link", "list", "--json"])).unwrap();
     assert_eq!(json[0]["name"], "cmcc-1");
@@ -75,12 +139,44 @@ fn link_add_list_remove_masks_the_secret() {
 #[test]
 fn send_serve_stats_and_msg_show() {
     let e = Env::new();
-    e.ok(&["send", "--to", "13800138000", "--text", "验证码 1234", "--priority", "otp", "--id", "otp-1"]);
-    e.ok(&["send", "--to", "18612345678,13300001111", "--text", &"x".repeat(200), "--id", "bulk-1", "--priority", "marketing"]);
+    e.ok(&[
+        "send",
+        "--to",
+        "13800138000",
+        "--text",
+        "验证码 1234",
+        "--priority",
+        "otp",
+        "--id",
+        "otp-1",
+    ]);
+    e.ok(&[
+        "send",
+        "--to",
+        "18612345678,13300001111",
+        "--text",
+        &"x".repeat(200),
+        "--id",
+        "bulk-1",
+        "--priority",
+        "marketing",
+    ]);
     let err = e.fails(&["send", "--to", "123", "--text", "x"]);
     assert!(err.contains("bad number"), "{err}");
-    assert!(e.fails(&["send", "--to", "13800138000", "--text", " "]).contains("empty text"));
-    assert!(e.fails(&["send", "--to", "13800138000", "--text", "x", "--priority", "vip"]).contains("priority"));
+    assert!(e
+        .fails(&["send", "--to", "13800138000", "--text", " "])
+        .contains("empty text"));
+    assert!(e
+        .fails(&[
+            "send",
+            "--to",
+            "13800138000",
+            "--text",
+            "x",
+            "--priority",
+            "vip"
+        ])
+        .contains("priority"));
 
     let stats: serde_json::Value = serde_json::from_str(&e.ok(&["stats", "--json"])).unwrap();
     assert_eq!(stats["queued"], 2);
@@ -97,8 +193,12 @@ fn send_serve_stats_and_msg_show() {
     assert!(stats["by_link"].is_object());
 
     let show = e.ok(&["msg", "show", "otp-1"]);
-    assert!(show.contains("accepted") && show.contains("138****8000"), "{show}");
-    let hist: serde_json::Value = serde_json::from_str(&e.ok(&["msg", "show", "bulk-1", "--json"])).unwrap();
+    assert!(
+        show.contains("accepted") && show.contains("138****8000"),
+        "{show}"
+    );
+    let hist: serde_json::Value =
+        serde_json::from_str(&e.ok(&["msg", "show", "bulk-1", "--json"])).unwrap();
     let hist = hist.as_array().unwrap();
     assert_eq!(hist.len(), 2);
     assert_eq!(hist[0]["state"], "accepted");
@@ -111,13 +211,29 @@ fn store_option_is_global_and_config_file_is_honoured() {
     let e = Env::new();
     let db = e.dir.path().join("from-config.db");
     let cfg = e.dir.path().join("smsgw.toml");
-    std::fs::write(&cfg, format!("[store]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[store]\nurl = \"sqlite://{}\"\n", db.display()),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(["--config", cfg.to_str().unwrap(), "send", "--to", "13800138000", "--text", "hi"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "send",
+            "--to",
+            "13800138000",
+            "--text",
+            "hi",
+        ])
         .current_dir(e.dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(db.exists());
     std::fs::write(&cfg, "[store]\nurl = \"sqlite://x.db\"\nbogus = 1\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use smsgw_codecs::cmpp::{Cmpp, ConnectResp, ConnectStatus, Deliver, MsgId, Pdu, Report, SubmitResp, SubmitResult, Version};
+use smsgw_codecs::cmpp::{
+    Cmpp, ConnectResp, ConnectStatus, Deliver, MsgId, Pdu, Report, SubmitResp, SubmitResult,
+    Version,
+};
 use smsgw_codecs::wire::FixedStr;
 use smsgw_codecs::{Framer, Inbound, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,11 +42,21 @@ async fn conn(mut sock: TcpStream, submits: Arc<AtomicU32>) {
             Ok(_) => {}
         }
         while let Ok(Some(item)) = framer.decode(&mut rbuf) {
-            let Inbound::Packet(Packet { seq: s, pdu }) = item else { continue };
+            let Inbound::Packet(Packet { seq: s, pdu }) = item else {
+                continue;
+            };
             match pdu {
                 Pdu::Connect(c) => {
-                    let resp = ConnectResp::new(Version::V30, ConnectStatus::OK, &c.authenticator_source, SECRET.as_bytes(), 0x30);
-                    framer.encode(s, &Pdu::ConnectResp(resp), &mut wbuf).unwrap();
+                    let resp = ConnectResp::new(
+                        Version::V30,
+                        ConnectStatus::OK,
+                        &c.authenticator_source,
+                        SECRET.as_bytes(),
+                        0x30,
+                    );
+                    framer
+                        .encode(s, &Pdu::ConnectResp(resp), &mut wbuf)
+                        .unwrap();
                 }
                 Pdu::Submit(_) => {
                     let n = submits.fetch_add(1, Ordering::SeqCst);
@@ -57,15 +70,29 @@ async fn conn(mut sock: TcpStream, submits: Arc<AtomicU32>) {
                         dest_terminal_id: FixedStr::new(b"13800138000").unwrap(),
                         smsc_sequence: 1,
                     };
-                    let mut d = Deliver { msg_id: MsgId(99), ..Default::default() };
+                    let mut d = Deliver {
+                        msg_id: MsgId(99),
+                        ..Default::default()
+                    };
                     d.set_report(&report, Version::V30).unwrap();
                     d.normalize(Version::V30);
                     seq += 1;
                     framer.encode(seq, &Pdu::Deliver(d), &mut wbuf).unwrap();
-                    framer.encode(s, &Pdu::SubmitResp(SubmitResp { msg_id, result: SubmitResult::OK }), &mut wbuf).unwrap();
+                    framer
+                        .encode(
+                            s,
+                            &Pdu::SubmitResp(SubmitResp {
+                                msg_id,
+                                result: SubmitResult::OK,
+                            }),
+                            &mut wbuf,
+                        )
+                        .unwrap();
                 }
                 Pdu::ActiveTest => {
-                    framer.encode(s, &Pdu::ActiveTestResp(Default::default()), &mut wbuf).unwrap();
+                    framer
+                        .encode(s, &Pdu::ActiveTestResp(Default::default()), &mut wbuf)
+                        .unwrap();
                 }
                 Pdu::Terminate => {
                     framer.encode(s, &Pdu::TerminateResp, &mut wbuf).unwrap();
@@ -85,8 +112,16 @@ async fn conn(mut sock: TcpStream, submits: Arc<AtomicU32>) {
 }
 
 fn smsgw(store: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsgw")).args(args).args(["--store", store]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
+        .args(args)
+        .args(["--store", store])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -96,13 +131,54 @@ async fn messages_are_delivered_with_reports_before_responses() {
     let addr = ismg(submits.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("e2e.db").display());
-    smsgw(&store, &["link", "add", "m1", "--protocol", "cmpp3", "--addr", &addr, "--account", "901234", "--secret", SECRET]);
+    smsgw(
+        &store,
+        &[
+            "link",
+            "add",
+            "m1",
+            "--protocol",
+            "cmpp3",
+            "--addr",
+            &addr,
+            "--account",
+            "901234",
+            "--secret",
+            SECRET,
+        ],
+    );
     for i in 0..20 {
         let prio = ["otp", "notify", "marketing"][i % 3];
-        smsgw(&store, &["send", "--to", "13800138000", "--text", "hello", "--priority", prio, "--id", &format!("m{i}")]);
+        smsgw(
+            &store,
+            &[
+                "send",
+                "--to",
+                "13800138000",
+                "--text",
+                "hello",
+                "--priority",
+                prio,
+                "--id",
+                &format!("m{i}"),
+            ],
+        );
     }
     let long = "长".repeat(100); // 2 segments
-    smsgw(&store, &["send", "--to", "13900139000", "--text", &long, "--id", "long", "--biz", "billing"]);
+    smsgw(
+        &store,
+        &[
+            "send",
+            "--to",
+            "13900139000",
+            "--text",
+            &long,
+            "--id",
+            "long",
+            "--biz",
+            "billing",
+        ],
+    );
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_smsgw"))
         .args(["serve", "--store", &store])
@@ -112,7 +188,8 @@ async fn messages_are_delivered_with_reports_before_responses() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let stats = loop {
-        let s: serde_json::Value = serde_json::from_str(&smsgw(&store, &["stats", "--json"])).unwrap();
+        let s: serde_json::Value =
+            serde_json::from_str(&smsgw(&store, &["stats", "--json"])).unwrap();
         if s["by_state"]["delivered"] == 21 || Instant::now() > deadline {
             break s;
         }
@@ -123,14 +200,24 @@ async fn messages_are_delivered_with_reports_before_responses() {
     let status = serve.wait().unwrap();
     assert_eq!(stats["by_state"]["delivered"], 21, "{stats}");
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
-    assert_eq!(submits.load(Ordering::SeqCst), 22, "one submit per segment, none twice");
+    assert_eq!(
+        submits.load(Ordering::SeqCst),
+        22,
+        "one submit per segment, none twice"
+    );
     assert_eq!(stats["segments"], 22);
     assert_eq!(stats["by_link"]["m1"]["messages"], 21);
     assert_eq!(stats["by_biz"]["billing"]["segments"], 2);
     assert_eq!(stats["reports_unmatched"], 0);
     assert_eq!(stats["possible_duplicates"], 0);
-    let h: serde_json::Value = serde_json::from_str(&smsgw(&store, &["msg", "show", "long", "--json"])).unwrap();
-    let states: Vec<&str> = h.as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+    let h: serde_json::Value =
+        serde_json::from_str(&smsgw(&store, &["msg", "show", "long", "--json"])).unwrap();
+    let states: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["accepted", "submitted", "delivered"]);
     assert_eq!(h[2]["code"], "DELIVRD");
     assert_eq!(h[2]["link"], "m1");

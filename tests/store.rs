@@ -22,20 +22,33 @@ struct Db {
 async fn sqlite() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    Db { store: SqlStore::open(&url).await.unwrap(), _dir: Some(dir) }
+    Db {
+        store: SqlStore::open(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Option<Db> {
     let base = std::env::var("SMSGW_TEST_PG_URL").ok()?;
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("smsgw_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let name = format!(
+        "smsgw_t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
     sqlx::any::install_default_drivers();
     let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
     let (head, _) = base.rsplit_once('/').unwrap();
-    Some(Db { store: SqlStore::open(&format!("{head}/{name}")).await.unwrap(), _dir: None })
+    Some(Db {
+        store: SqlStore::open(&format!("{head}/{name}")).await.unwrap(),
+        _dir: None,
+    })
 }
 
 /// Runs a test body against SQLite and, if configured, PostgreSQL.
@@ -58,7 +71,13 @@ macro_rules! both {
 }
 
 fn msgs(json: &str, now: Timestamp) -> (Vec<NewMessage>, Vec<DeadLetter>) {
-    let v = validate(json.as_bytes(), "test", now, &Rules::default(), &NumberPlan::default());
+    let v = validate(
+        json.as_bytes(),
+        "test",
+        now,
+        &Rules::default(),
+        &NumberPlan::default(),
+    );
     (v.messages, v.dead)
 }
 
@@ -72,10 +91,20 @@ fn states(h: &[StatusEvent]) -> Vec<&'static str> {
 }
 
 async fn accept_is_idempotent(s: &SqlStore) {
-    let r = accept(s, r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#, T0).await;
+    let r = accept(
+        s,
+        r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#,
+        T0,
+    )
+    .await;
     assert_eq!(r.accepted.len(), 2);
     assert_eq!(r.duplicates, 0);
-    let again = accept(s, r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#, T0).await;
+    let again = accept(
+        s,
+        r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#,
+        T0,
+    )
+    .await;
     assert_eq!(again.accepted.len(), 0);
     assert_eq!(again.duplicates, 2);
     let st = s.stats().await.unwrap();
@@ -97,9 +126,19 @@ async fn dead_letters_are_kept(s: &SqlStore) {
 both!(dead_letters, dead_letters_are_kept);
 
 async fn claim_respects_priority_due_and_lease(s: &SqlStore) {
-    accept(s, r#"{"id":"m","to":"13800138000","text":"x","priority":"marketing"}"#, T0).await;
+    accept(
+        s,
+        r#"{"id":"m","to":"13800138000","text":"x","priority":"marketing"}"#,
+        T0,
+    )
+    .await;
     accept(s, r#"{"id":"n","to":"13800138000","text":"x"}"#, T0).await;
-    accept(s, r#"{"id":"o","to":"13800138000","text":"x","priority":"otp"}"#, T0).await;
+    accept(
+        s,
+        r#"{"id":"o","to":"13800138000","text":"x","priority":"otp"}"#,
+        T0,
+    )
+    .await;
     let got = s.claim_due(T0, 2, Duration::from_secs(60)).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|d| d.upstream_id.as_str()).collect();
     assert_eq!(ids, ["o", "n"]);
@@ -108,8 +147,23 @@ async fn claim_respects_priority_due_and_lease(s: &SqlStore) {
     let got = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].upstream_id, "m");
-    assert!(s.claim_due(T0.plus(Duration::from_secs(30)), 10, Duration::from_secs(60)).await.unwrap().is_empty());
-    let again = s.claim_due(T0.plus(Duration::from_secs(61)), 10, Duration::from_secs(60)).await.unwrap();
+    assert!(s
+        .claim_due(
+            T0.plus(Duration::from_secs(30)),
+            10,
+            Duration::from_secs(60)
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s
+        .claim_due(
+            T0.plus(Duration::from_secs(61)),
+            10,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.len(), 3);
     assert!(again.iter().all(|d| d.attempts == 2));
 }
@@ -117,7 +171,12 @@ both!(claim_priority_lease, claim_respects_priority_due_and_lease);
 
 async fn long_message_delivered_when_all_segments_are(s: &SqlStore) {
     let text = "长".repeat(140); // 3 segments
-    let r = accept(s, &format!(r#"{{"id":"long","to":"13800138000","text":"{text}"}}"#), T0).await;
+    let r = accept(
+        s,
+        &format!(r#"{{"id":"long","to":"13800138000","text":"{text}"}}"#),
+        T0,
+    )
+    .await;
     let id = r.accepted[0].0;
     assert_eq!(r.accepted[0].1.segments, 3);
     let c = Correlator::new(Duration::from_secs(60));
@@ -132,14 +191,30 @@ async fn long_message_delivered_when_all_segments_are(s: &SqlStore) {
         received_at: T0,
     };
     assert_eq!(c.on_report(s, &early).await.unwrap(), ReportOutcome::Parked);
-    evs.extend(c.on_accepted(s, seg(1), "m1", &ProviderMsgId::new("201"), T0).await.unwrap());
-    evs.extend(c.on_accepted(s, seg(2), "m1", &ProviderMsgId::new("202"), T0).await.unwrap());
+    evs.extend(
+        c.on_accepted(s, seg(1), "m1", &ProviderMsgId::new("201"), T0)
+            .await
+            .unwrap(),
+    );
+    evs.extend(
+        c.on_accepted(s, seg(2), "m1", &ProviderMsgId::new("202"), T0)
+            .await
+            .unwrap(),
+    );
     assert!(evs.is_empty());
-    evs.extend(c.on_accepted(s, seg(3), "m1", &ProviderMsgId::new("203"), T0).await.unwrap());
+    evs.extend(
+        c.on_accepted(s, seg(3), "m1", &ProviderMsgId::new("203"), T0)
+            .await
+            .unwrap(),
+    );
     assert_eq!(states(&evs), ["submitted"]);
     assert_eq!(evs[0].link.as_deref(), Some("m1"));
     for pid in ["201", "201", "203"] {
-        let r = Report { provider_id: ProviderMsgId::new(pid), received_at: T0.plus(Duration::from_secs(2)), ..early.clone() };
+        let r = Report {
+            provider_id: ProviderMsgId::new(pid),
+            received_at: T0.plus(Duration::from_secs(2)),
+            ..early.clone()
+        };
         if let ReportOutcome::Matched(ev) = c.on_report(s, &r).await.unwrap() {
             evs.extend(ev);
         }
@@ -159,8 +234,25 @@ async fn failed_report_fails_message(s: &SqlStore) {
     let r = accept(s, r#"{"id":"f","to":"13800138000","text":"x"}"#, T0).await;
     let id = r.accepted[0].0;
     let c = Correlator::new(Duration::from_secs(60));
-    c.on_accepted(s, SegmentRef { message: id, part: 1 }, "m1", &ProviderMsgId::new("9"), T0).await.unwrap();
-    let rep = Report { provider_id: ProviderMsgId::new("9"), stat: "UNDELIV".into(), delivered: false, link: None, received_at: T0 };
+    c.on_accepted(
+        s,
+        SegmentRef {
+            message: id,
+            part: 1,
+        },
+        "m1",
+        &ProviderMsgId::new("9"),
+        T0,
+    )
+    .await
+    .unwrap();
+    let rep = Report {
+        provider_id: ProviderMsgId::new("9"),
+        stat: "UNDELIV".into(),
+        delivered: false,
+        link: None,
+        received_at: T0,
+    };
     match c.on_report(s, &rep).await.unwrap() {
         ReportOutcome::Matched(Some(ev)) => {
             assert_eq!(ev.state, MessageState::Failed);
@@ -173,21 +265,48 @@ both!(failed_report, failed_report_fails_message);
 
 async fn unmatched_reports_are_counted_and_kept(s: &SqlStore) {
     let c = Correlator::new(Duration::from_secs(60));
-    let rep = Report { provider_id: ProviderMsgId::new("404"), stat: "DELIVRD".into(), delivered: true, link: None, received_at: T0 };
+    let rep = Report {
+        provider_id: ProviderMsgId::new("404"),
+        stat: "DELIVRD".into(),
+        delivered: true,
+        link: None,
+        received_at: T0,
+    };
     c.on_report(s, &rep).await.unwrap();
-    let (_, n) = c.sweep_parked(s, T0.plus(Duration::from_secs(59)), 100).await.unwrap();
+    let (_, n) = c
+        .sweep_parked(s, T0.plus(Duration::from_secs(59)), 100)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
-    let (_, n) = c.sweep_parked(s, T0.plus(Duration::from_secs(60)), 100).await.unwrap();
+    let (_, n) = c
+        .sweep_parked(s, T0.plus(Duration::from_secs(60)), 100)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(s.stats().await.unwrap().reports_unmatched, 1);
-    assert_eq!(s.unmatched_reports(10).await.unwrap()[0].provider_id.as_str(), "404");
+    assert_eq!(
+        s.unmatched_reports(10).await.unwrap()[0]
+            .provider_id
+            .as_str(),
+        "404"
+    );
 }
 both!(unmatched_reports, unmatched_reports_are_counted_and_kept);
 
 async fn sweeper_resends_valid_and_expires_the_rest(s: &SqlStore) {
-    let r = accept(s, r#"{"id":"a","to":"13800138000","text":"x","expire_at":"2027-01-15T10:00:00Z"}"#, T0).await;
+    let r = accept(
+        s,
+        r#"{"id":"a","to":"13800138000","text":"x","expire_at":"2027-01-15T10:00:00Z"}"#,
+        T0,
+    )
+    .await;
     let a = r.accepted[0].0;
-    let r = accept(s, r#"{"id":"b","to":"13800138000","text":"x","expire_at":"2027-01-15T12:00:00Z"}"#, T0).await;
+    let r = accept(
+        s,
+        r#"{"id":"b","to":"13800138000","text":"x","expire_at":"2027-01-15T12:00:00Z"}"#,
+        T0,
+    )
+    .await;
     let b = r.accepted[0].0;
     // both used their attempts during an outage and possibly went out (unknown)
     for id in [a, b] {
@@ -196,11 +315,16 @@ async fn sweeper_resends_valid_and_expires_the_rest(s: &SqlStore) {
     assert_eq!(s.stats().await.unwrap().by_state["retryable"], 2);
     let c = Correlator::new(Duration::from_secs(60));
     let between = Timestamp::parse_rfc3339("2027-01-15T11:00:00Z").unwrap();
-    let rep = sweeper::sweep(s, &c, between, Duration::from_secs(3600), 100).await.unwrap();
+    let rep = sweeper::sweep(s, &c, between, Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
     assert_eq!((rep.resent, rep.expired), (1, 1));
     assert_eq!(states(&rep.events), ["expired"]);
     assert_eq!(rep.events[0].id, "a");
-    let due = s.claim_due(between, 10, Duration::from_secs(60)).await.unwrap();
+    let due = s
+        .claim_due(between, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].upstream_id, "b");
     assert!(due[0].possible_duplicate);
@@ -216,20 +340,51 @@ async fn retry_and_fail_transitions(s: &SqlStore) {
     let r = accept(s, r#"{"id":"r","to":"13800138000","text":"x"}"#, T0).await;
     let id = r.accepted[0].0;
     s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
-    s.schedule_retry(id, T0.plus(Duration::from_secs(5)), "throttled", false).await.unwrap();
-    assert!(s.claim_due(T0.plus(Duration::from_secs(4)), 10, Duration::from_secs(60)).await.unwrap().is_empty());
-    assert_eq!(s.claim_due(T0.plus(Duration::from_secs(5)), 10, Duration::from_secs(60)).await.unwrap().len(), 1);
-    let ev = s.fail(id, "13", Some("m1"), T0.plus(Duration::from_secs(6))).await.unwrap().unwrap();
-    assert_eq!((ev.state, ev.code.as_deref(), ev.link.as_deref()), (MessageState::Failed, Some("13"), Some("m1")));
+    s.schedule_retry(id, T0.plus(Duration::from_secs(5)), "throttled", false)
+        .await
+        .unwrap();
+    assert!(s
+        .claim_due(T0.plus(Duration::from_secs(4)), 10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.claim_due(T0.plus(Duration::from_secs(5)), 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let ev = s
+        .fail(id, "13", Some("m1"), T0.plus(Duration::from_secs(6)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ev.state, ev.code.as_deref(), ev.link.as_deref()),
+        (MessageState::Failed, Some("13"), Some("m1"))
+    );
     // final: nothing changes any more
-    assert!(s.expire(id, T0.plus(Duration::from_secs(7))).await.unwrap().is_none());
-    assert_eq!(states(&s.history("r").await.unwrap()), ["accepted", "failed"]);
+    assert!(s
+        .expire(id, T0.plus(Duration::from_secs(7)))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        states(&s.history("r").await.unwrap()),
+        ["accepted", "failed"]
+    );
 }
 both!(retry_fail, retry_and_fail_transitions);
 
 async fn queue_source_commits_after_acceptance(s: &SqlStore) {
     for i in 0..3 {
-        s.enqueue(&format!(r#"{{"id":"q{i}","to":"13800138000","text":"x"}}"#), T0).await.unwrap();
+        s.enqueue(
+            &format!(r#"{{"id":"q{i}","to":"13800138000","text":"x"}}"#),
+            T0,
+        )
+        .await
+        .unwrap();
     }
     let mut src = QueueSource::new(s.clone());
     let recs = src.poll(2, Duration::ZERO).await.unwrap();
@@ -258,7 +413,10 @@ async fn links_add_list_remove(s: &SqlStore) {
         weight: 1,
     };
     s.add_link(&l).await.unwrap();
-    assert!(matches!(s.add_link(&l).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        s.add_link(&l).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert_eq!(s.links().await.unwrap(), vec![l]);
     assert!(s.remove_link("cmcc-1").await.unwrap());
     assert!(!s.remove_link("cmcc-1").await.unwrap());

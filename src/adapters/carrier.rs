@@ -28,7 +28,9 @@ use crate::engine::retry::OutcomeClass;
 use crate::engine::types::*;
 use crate::session::rate::RateConfig;
 use crate::session::window::WindowConfig;
-use crate::session::{Credentials, Link, LinkConfig, LinkEvent, LinkHandle, Segment, SubmitRequest, Submitter};
+use crate::session::{
+    Credentials, Link, LinkConfig, LinkEvent, LinkHandle, Segment, SubmitRequest, Submitter,
+};
 
 /// The codec family of a protocol (ASCII limits differ).
 pub fn family(p: ProtocolKind) -> Family {
@@ -40,7 +42,11 @@ pub fn family(p: ProtocolKind) -> Family {
 }
 
 fn coding_of(text: &str) -> DataCoding {
-    if text.is_ascii() { DataCoding::ASCII } else { DataCoding::UCS2 }
+    if text.is_ascii() {
+        DataCoding::ASCII
+    } else {
+        DataCoding::UCS2
+    }
 }
 
 fn class_of(c: StatusClass) -> OutcomeClass {
@@ -64,7 +70,11 @@ pub struct CarrierOptions {
 
 impl Default for CarrierOptions {
     fn default() -> Self {
-        CarrierOptions { response_timeout: Duration::from_secs(60), max_sends: 3, service_id: "smsgw".into() }
+        CarrierOptions {
+            response_timeout: Duration::from_secs(60),
+            max_sends: 3,
+            service_id: "smsgw".into(),
+        }
     }
 }
 
@@ -108,12 +118,23 @@ impl CarrierChannel {
                 &l.name,
                 l.protocol,
                 &l.addr,
-                Credentials { account: l.account.clone(), secret: l.secret.clone(), node_id: 3_000_000_001 },
+                Credentials {
+                    account: l.account.clone(),
+                    secret: l.secret.clone(),
+                    node_id: 3_000_000_001,
+                },
             );
             cfg.connections = l.connections.max(1);
-            cfg.window = WindowConfig::try_new(l.window.max(1) as usize, opts.response_timeout, opts.max_sends)?;
-            cfg.rate = l.tps.map_or_else(RateConfig::unlimited, RateConfig::from_tps);
-            cfg.queue_capacity = (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
+            cfg.window = WindowConfig::try_new(
+                l.window.max(1) as usize,
+                opts.response_timeout,
+                opts.max_sends,
+            )?;
+            cfg.rate = l
+                .tps
+                .map_or_else(RateConfig::unlimited, RateConfig::from_tps);
+            cfg.queue_capacity =
+                (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
             let capacity = cfg.queue_capacity;
             cfg.events_capacity = 4096;
             let (handle, events) = Link::start(cfg).await?;
@@ -129,7 +150,13 @@ impl CarrierChannel {
                     up: up.clone(),
                 },
             );
-            tokio::spawn(forward(l.name.clone(), events, tx.clone(), pending.clone(), up));
+            tokio::spawn(forward(
+                l.name.clone(),
+                events,
+                tx.clone(),
+                pending.clone(),
+                up,
+            ));
         }
         let ch = CarrierChannel {
             routes,
@@ -155,7 +182,8 @@ impl CarrierChannel {
     fn segments(&self, route: &Route, d: &Dispatch) -> Result<Vec<Segment>, String> {
         let coding = coding_of(&d.content.text);
         let reference = ConcatRef::Eight(self.next_ref.fetch_add(1, Ordering::Relaxed));
-        let parts = text::split(&d.content.text, coding, family(route.protocol), reference).map_err(|e| e.to_string())?;
+        let parts = text::split(&d.content.text, coding, family(route.protocol), reference)
+            .map_err(|e| e.to_string())?;
         Ok(parts
             .into_iter()
             .map(|s| Segment {
@@ -185,13 +213,17 @@ async fn forward(
         let take = |t: u64| pending.lock().expect("poisoned").remove(&t);
         let route = link.clone();
         let out = match ev {
-            LinkEvent::Accepted { token, carrier_id, .. } => take(token).map(|(t, part)| ChannelEvent::Accepted {
+            LinkEvent::Accepted {
+                token, carrier_id, ..
+            } => take(token).map(|(t, part)| ChannelEvent::Accepted {
                 token: t,
                 part,
                 provider_id: ProviderMsgId::new(&carrier_id.to_hex()),
                 route,
             }),
-            LinkEvent::Rejected { token, code, class, .. } => take(token).map(|(t, part)| ChannelEvent::Rejected {
+            LinkEvent::Rejected {
+                token, code, class, ..
+            } => take(token).map(|(t, part)| ChannelEvent::Rejected {
                 token: t,
                 part,
                 code: code.to_string(),
@@ -217,13 +249,15 @@ async fn forward(
                 class: OutcomeClass::Transient,
                 route,
             }),
-            LinkEvent::Invalid { token, reason } => take(token).map(|(t, part)| ChannelEvent::Rejected {
-                token: t,
-                part,
-                code: format!("invalid: {reason}"),
-                class: OutcomeClass::Permanent,
-                route,
-            }),
+            LinkEvent::Invalid { token, reason } => {
+                take(token).map(|(t, part)| ChannelEvent::Rejected {
+                    token: t,
+                    part,
+                    code: format!("invalid: {reason}"),
+                    class: OutcomeClass::Permanent,
+                    route,
+                })
+            }
             LinkEvent::Report(r) => Some(ChannelEvent::Report(Report {
                 provider_id: ProviderMsgId::new(&r.carrier_id.to_hex()),
                 stat: r.stat,
@@ -267,28 +301,53 @@ impl Channel for CarrierChannel {
 
     fn parts(&self, content: &Content) -> u16 {
         // Per protocol the ASCII limits differ; without a route take the stricter SMGP/SGIP ones.
-        text::segment_count(&content.text, coding_of(&content.text), Family::Sgip, ConcatRef::Eight(0))
-            .map_or(1, |n| n as u16)
+        text::segment_count(
+            &content.text,
+            coding_of(&content.text),
+            Family::Sgip,
+            ConcatRef::Eight(0),
+        )
+        .map_or(1, |n| n as u16)
     }
 
     fn ready(&self, route: &str) -> bool {
-        self.routes
-            .get(route)
-            .is_some_and(|r| r.up.load(Ordering::SeqCst) && r.handle.queued() + HEADROOM <= r.capacity)
+        self.routes.get(route).is_some_and(|r| {
+            r.up.load(Ordering::SeqCst) && r.handle.queued() + HEADROOM <= r.capacity
+        })
     }
 
     fn dispatch(&self, d: Dispatch) -> BoxFuture<'_, Result<(), DispatchError>> {
         Box::pin(async move {
             let name = d.options.route.clone().unwrap_or_default();
-            let route = self.routes.get(&name).ok_or_else(|| DispatchError::NoRoute { to_class: name.clone() })?;
+            let route = self
+                .routes
+                .get(&name)
+                .ok_or_else(|| DispatchError::NoRoute {
+                    to_class: name.clone(),
+                })?;
             let segs = match self.segments(route, &d) {
                 Ok(s) => s,
-                Err(_) => return Err(DispatchError::NoRoute { to_class: "unencodable text".into() }),
+                Err(_) => {
+                    return Err(DispatchError::NoRoute {
+                        to_class: "unencodable text".into(),
+                    })
+                }
             };
             for (i, seg) in segs.into_iter().enumerate() {
                 let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-                self.pending.lock().expect("poisoned").insert(token, (d.token, i as u16 + 1));
-                if route.submitter.submit(SubmitRequest { token, segment: seg }).await.is_err() {
+                self.pending
+                    .lock()
+                    .expect("poisoned")
+                    .insert(token, (d.token, i as u16 + 1));
+                if route
+                    .submitter
+                    .submit(SubmitRequest {
+                        token,
+                        segment: seg,
+                    })
+                    .await
+                    .is_err()
+                {
                     self.pending.lock().expect("poisoned").remove(&token);
                     return Err(DispatchError::Closed);
                 }
@@ -306,14 +365,32 @@ mod tests {
     #[test]
     fn engine_segment_count_agrees_with_codecs() {
         let texts = [
-            "a".repeat(1), "a".repeat(140), "a".repeat(141), "a".repeat(159), "a".repeat(160),
-            "a".repeat(306), "a".repeat(307), "中".repeat(70), "中".repeat(71), "中".repeat(134),
-            "中".repeat(135), format!("{}a", "中".repeat(69)),
+            "a".to_string(),
+            "a".repeat(140),
+            "a".repeat(141),
+            "a".repeat(159),
+            "a".repeat(160),
+            "a".repeat(306),
+            "a".repeat(307),
+            "中".repeat(70),
+            "中".repeat(71),
+            "中".repeat(134),
+            "中".repeat(135),
+            format!("{}a", "中".repeat(69)),
         ];
         for t in &texts {
-            for (carrier, fam) in [(Carrier::Mobile, Family::Cmpp), (Carrier::Telecom, Family::Smgp), (Carrier::Unicom, Family::Sgip)] {
+            for (carrier, fam) in [
+                (Carrier::Mobile, Family::Cmpp),
+                (Carrier::Telecom, Family::Smgp),
+                (Carrier::Unicom, Family::Sgip),
+            ] {
                 let codec = text::segment_count(t, coding_of(t), fam, ConcatRef::Eight(0)).unwrap();
-                assert_eq!(sms_segments(t, Some(carrier)) as usize, codec, "{} chars to {carrier}", t.chars().count());
+                assert_eq!(
+                    sms_segments(t, Some(carrier)) as usize,
+                    codec,
+                    "{} chars to {carrier}",
+                    t.chars().count()
+                );
             }
         }
     }

@@ -55,7 +55,9 @@ fn backend_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::Database(d) if d.message().contains("locked") || d.message().contains("busy") => {
+        sqlx::Error::Database(d)
+            if d.message().contains("locked") || d.message().contains("busy") =>
+        {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Backend(e.to_string()),
@@ -85,7 +87,8 @@ fn get_opt_str(row: &AnyRow, col: &str) -> StoreResult<Option<String>> {
 }
 
 fn parse<T: std::str::FromStr>(s: &str, what: &'static str) -> StoreResult<T> {
-    s.parse().map_err(|_| StoreError::Backend(format!("bad {what} {s:?} in store")))
+    s.parse()
+        .map_err(|_| StoreError::Backend(format!("bad {what} {s:?} in store")))
 }
 
 fn priority_of(i: i64) -> Priority {
@@ -103,7 +106,8 @@ pub struct SqlStore {
     backend: Backend,
 }
 
-const MESSAGE_COLS: &str = "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
+const MESSAGE_COLS: &str =
+    "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
      attempts, expire_at, possible_duplicate, last_reason";
 
 /// `last_reason` while a claimed attempt has no recorded outcome. Finding it
@@ -116,7 +120,9 @@ impl SqlStore {
     pub async fn open(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url).ok_or_else(|| {
-            StoreError::Backend(format!("unsupported store url {url:?}: use sqlite:// or postgres://"))
+            StoreError::Backend(format!(
+                "unsupported store url {url:?}: use sqlite:// or postgres://"
+            ))
         })?;
         let pool = match backend {
             Backend::Sqlite => {
@@ -141,7 +147,10 @@ impl SqlStore {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
-        migrator.run(&pool).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
         Ok(SqlStore { pool, backend })
     }
 
@@ -157,12 +166,13 @@ impl SqlStore {
 
     /// Appends a raw record to the embedded queue; returns its position.
     pub async fn enqueue(&self, payload: &str, now: Timestamp) -> StoreResult<i64> {
-        let row = sqlx::query("INSERT INTO queue (payload, enqueued_at) VALUES ($1, $2) RETURNING id")
-            .bind(payload)
-            .bind(now.0)
-            .fetch_one(&self.pool)
-            .await
-            .db()?;
+        let row =
+            sqlx::query("INSERT INTO queue (payload, enqueued_at) VALUES ($1, $2) RETURNING id")
+                .bind(payload)
+                .bind(now.0)
+                .fetch_one(&self.pool)
+                .await
+                .db()?;
         get_i64(&row, "id")
     }
 
@@ -174,12 +184,18 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .db()?;
-        rows.iter().map(|r| Ok((get_i64(r, "id")?, get_str(r, "payload")?))).collect()
+        rows.iter()
+            .map(|r| Ok((get_i64(r, "id")?, get_str(r, "payload")?)))
+            .collect()
     }
 
     /// Drops queue records up to and including `upto` (they are accepted).
     pub async fn queue_commit(&self, upto: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM queue WHERE id <= $1").bind(upto).execute(&self.pool).await.db()?;
+        sqlx::query("DELETE FROM queue WHERE id <= $1")
+            .bind(upto)
+            .execute(&self.pool)
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -315,7 +331,9 @@ fn dispatchable_of(r: &AnyRow) -> StoreResult<Dispatchable> {
         text: get_str(r, "body")?,
         priority: priority_of(get_i64(r, "priority")?),
         channel: parse(&get_str(r, "channel")?, "channel")?,
-        carrier: get_opt_str(r, "carrier")?.map(|c| parse(&c, "carrier")).transpose()?,
+        carrier: get_opt_str(r, "carrier")?
+            .map(|c| parse(&c, "carrier"))
+            .transpose()?,
         segments: get_i64(r, "segments")? as u16,
         attempts: get_i64(r, "attempts")? as u32,
         expire_at: Timestamp(get_i64(r, "expire_at")?),
@@ -390,7 +408,12 @@ impl MessageStore for SqlStore {
         Ok(out)
     }
 
-    async fn claim_due(&self, now: Timestamp, limit: usize, lease: Duration) -> StoreResult<Vec<Dispatchable>> {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Dispatchable>> {
         let mut tx = self.begin().await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -434,7 +457,13 @@ impl MessageStore for SqlStore {
         Ok(out)
     }
 
-    async fn schedule_retry(&self, id: MessageId, at: Timestamp, reason: &str, possible_duplicate: bool) -> StoreResult<()> {
+    async fn schedule_retry(
+        &self,
+        id: MessageId,
+        at: Timestamp,
+        reason: &str,
+        possible_duplicate: bool,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE messages SET state = 'accepted', due_at = $1, last_reason = $2, \
              possible_duplicate = CASE WHEN $3 = 1 THEN 1 ELSE possible_duplicate END, updated_at = $1 \
@@ -450,7 +479,13 @@ impl MessageStore for SqlStore {
         Ok(())
     }
 
-    async fn park_retryable(&self, id: MessageId, reason: &str, possible_duplicate: bool, now: Timestamp) -> StoreResult<()> {
+    async fn park_retryable(
+        &self,
+        id: MessageId,
+        reason: &str,
+        possible_duplicate: bool,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE messages SET last_reason = $1, \
@@ -462,21 +497,32 @@ impl MessageStore for SqlStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        self.transition(&mut tx, id, MessageState::Retryable, None, None, now).await?;
+        self.transition(&mut tx, id, MessageState::Retryable, None, None, now)
+            .await?;
         tx.commit().await.db()?;
         Ok(())
     }
 
-    async fn fail(&self, id: MessageId, code: &str, link: Option<&str>, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
+    async fn fail(
+        &self,
+        id: MessageId,
+        code: &str,
+        link: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Option<StatusEvent>> {
         let mut tx = self.begin().await?;
-        let ev = self.transition(&mut tx, id, MessageState::Failed, Some(code), link, now).await?;
+        let ev = self
+            .transition(&mut tx, id, MessageState::Failed, Some(code), link, now)
+            .await?;
         tx.commit().await.db()?;
         Ok(ev)
     }
 
     async fn expire(&self, id: MessageId, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
         let mut tx = self.begin().await?;
-        let ev = self.transition(&mut tx, id, MessageState::Expired, None, None, now).await?;
+        let ev = self
+            .transition(&mut tx, id, MessageState::Expired, None, None, now)
+            .await?;
         tx.commit().await.db()?;
         Ok(ev)
     }
@@ -513,7 +559,12 @@ impl MessageStore for SqlStore {
         Ok(())
     }
 
-    async fn overdue(&self, now: Timestamp, submitted_grace: Duration, limit: usize) -> StoreResult<Vec<MessageId>> {
+    async fn overdue(
+        &self,
+        now: Timestamp,
+        submitted_grace: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageId>> {
         let grace = submitted_grace.as_millis().min(i64::MAX as u128) as i64;
         let rows = sqlx::query(
             "SELECT id FROM messages WHERE (state = 'accepted' AND expire_at <= $1) \
@@ -525,7 +576,9 @@ impl MessageStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .db()?;
-        rows.iter().map(|r| Ok(MessageId(get_i64(r, "id")?))).collect()
+        rows.iter()
+            .map(|r| Ok(MessageId(get_i64(r, "id")?)))
+            .collect()
     }
 
     async fn history(&self, upstream_id: &str) -> StoreResult<Vec<StatusEvent>> {
@@ -563,12 +616,19 @@ impl MessageStore for SqlStore {
         .await
         .db()?;
         for r in &rows {
-            let (link, biz, state) = (get_str(r, "link")?, get_str(r, "biz")?, get_str(r, "state")?);
+            let (link, biz, state) = (
+                get_str(r, "link")?,
+                get_str(r, "biz")?,
+                get_str(r, "state")?,
+            );
             let (n, segs) = (get_i64(r, "n")? as u64, get_i64(r, "segs")? as u64);
             *s.by_state.entry(state.clone()).or_default() += n;
             s.messages += n;
             s.segments += segs;
-            for g in [s.by_link.entry(link).or_default(), s.by_biz.entry(biz).or_default()] {
+            for g in [
+                s.by_link.entry(link).or_default(),
+                s.by_biz.entry(biz).or_default(),
+            ] {
                 g.messages += n;
                 g.segments += segs;
                 *g.by_state.entry(state.clone()).or_default() += n;
@@ -586,14 +646,22 @@ impl MessageStore for SqlStore {
         };
         s.dead_letters = count("SELECT COUNT(*) AS n FROM dead_letters").await?;
         s.queued = count("SELECT COUNT(*) AS n FROM queue").await?;
-        s.reports_unmatched = count("SELECT COUNT(*) AS n FROM reports WHERE status = 'unmatched'").await?;
-        s.possible_duplicates = count("SELECT COUNT(*) AS n FROM messages WHERE possible_duplicate <> 0").await?;
+        s.reports_unmatched =
+            count("SELECT COUNT(*) AS n FROM reports WHERE status = 'unmatched'").await?;
+        s.possible_duplicates =
+            count("SELECT COUNT(*) AS n FROM messages WHERE possible_duplicate <> 0").await?;
         Ok(s)
     }
 }
 
 impl ReportStore for SqlStore {
-    async fn bind(&self, seg: SegmentRef, link: &str, provider_id: &ProviderMsgId, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
+    async fn bind(
+        &self,
+        seg: SegmentRef,
+        link: &str,
+        provider_id: &ProviderMsgId,
+        now: Timestamp,
+    ) -> StoreResult<Option<StatusEvent>> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO submits (provider_id, message_id, part, link, submitted_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(provider_id.as_str())
@@ -611,11 +679,13 @@ impl ReportStore for SqlStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND submitted_at IS NULL")
-            .bind(seg.message.0)
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND submitted_at IS NULL",
+        )
+        .bind(seg.message.0)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
         let mut ev = None;
         if get_i64(&r, "n")? == 0 {
             // only from accepted: a report may already have finished the message
@@ -626,7 +696,16 @@ impl ReportStore for SqlStore {
                 .db()?;
             if let Some(st) = st {
                 if get_str(&st, "state")? == "accepted" {
-                    ev = self.transition(&mut tx, seg.message, MessageState::Submitted, None, Some(link), now).await?;
+                    ev = self
+                        .transition(
+                            &mut tx,
+                            seg.message,
+                            MessageState::Submitted,
+                            None,
+                            Some(link),
+                            now,
+                        )
+                        .await?;
                 }
             }
         }
@@ -669,7 +748,14 @@ impl ReportStore for SqlStore {
             let link = report.link.as_deref();
             if !report.delivered {
                 event = self
-                    .transition(&mut tx, segment.message, MessageState::Failed, Some(&report.stat), link, report.received_at)
+                    .transition(
+                        &mut tx,
+                        segment.message,
+                        MessageState::Failed,
+                        Some(&report.stat),
+                        link,
+                        report.received_at,
+                    )
                     .await?;
             } else {
                 let r = sqlx::query(
@@ -681,13 +767,24 @@ impl ReportStore for SqlStore {
                 .db()?;
                 if get_i64(&r, "n")? == 0 {
                     event = self
-                        .transition(&mut tx, segment.message, MessageState::Delivered, Some(&report.stat), None, report.received_at)
+                        .transition(
+                            &mut tx,
+                            segment.message,
+                            MessageState::Delivered,
+                            Some(&report.stat),
+                            None,
+                            report.received_at,
+                        )
                         .await?;
                 }
             }
         }
         tx.commit().await.db()?;
-        Ok(Settle::Settled { segment, event, submitted_at })
+        Ok(Settle::Settled {
+            segment,
+            event,
+            submitted_at,
+        })
     }
 
     async fn park(&self, report: &Report, until: Timestamp) -> StoreResult<()> {
@@ -719,7 +816,11 @@ impl ReportStore for SqlStore {
         .db()?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            sqlx::query("DELETE FROM reports WHERE id = $1").bind(get_i64(r, "id")?).execute(&mut *tx).await.db()?;
+            sqlx::query("DELETE FROM reports WHERE id = $1")
+                .bind(get_i64(r, "id")?)
+                .execute(&mut *tx)
+                .await
+                .db()?;
             out.push(report_of(r)?);
         }
         tx.commit().await.db()?;
@@ -766,7 +867,10 @@ impl LinkRegistry for SqlStore {
             .await
             .db()?;
         if exists.is_some() {
-            return Err(StoreError::Conflict { what: "link", key: l.name.clone() });
+            return Err(StoreError::Conflict {
+                what: "link",
+                key: l.name.clone(),
+            });
         }
         sqlx::query(
             "INSERT INTO links (name, protocol, addr, account, secret, connections, window_size, tps, weight, created_at) \
@@ -814,7 +918,11 @@ impl LinkRegistry for SqlStore {
     }
 
     async fn remove_link(&self, name: &str) -> StoreResult<bool> {
-        let res = sqlx::query("DELETE FROM links WHERE name = $1").bind(name).execute(&self.pool).await.db()?;
+        let res = sqlx::query("DELETE FROM links WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .db()?;
         Ok(res.rows_affected() > 0)
     }
 }
@@ -829,7 +937,10 @@ pub struct QueueSource {
 
 impl QueueSource {
     pub fn new(store: SqlStore) -> Self {
-        QueueSource { store, last_seen: 0 }
+        QueueSource {
+            store,
+            last_seen: 0,
+        }
     }
 }
 
@@ -841,7 +952,10 @@ impl MessageSource for QueueSource {
                 .store
                 .queue_peek(self.last_seen, max)
                 .await
-                .map_err(|e| SourceError { message: e.to_string(), retry: true })?;
+                .map_err(|e| SourceError {
+                    message: e.to_string(),
+                    retry: true,
+                })?;
             if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
                 if let Some((id, _)) = rows.last() {
                     self.last_seen = *id;
@@ -851,7 +965,10 @@ impl MessageSource for QueueSource {
                     .map(|(id, payload)| SourceRecord {
                         payload: payload.into_bytes(),
                         origin: format!("queue:{id}"),
-                        position: SourcePosition { partition: 0, offset: id },
+                        position: SourcePosition {
+                            partition: 0,
+                            offset: id,
+                        },
                     })
                     .collect());
             }
@@ -861,7 +978,13 @@ impl MessageSource for QueueSource {
 
     async fn commit(&mut self, records: &[SourceRecord]) -> Result<(), SourceError> {
         if let Some(max) = records.iter().map(|r| r.position.offset).max() {
-            self.store.queue_commit(max).await.map_err(|e| SourceError { message: e.to_string(), retry: true })?;
+            self.store
+                .queue_commit(max)
+                .await
+                .map_err(|e| SourceError {
+                    message: e.to_string(),
+                    retry: true,
+                })?;
         }
         Ok(())
     }

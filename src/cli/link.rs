@@ -104,8 +104,16 @@ pub async fn run(args: LinkArgs, store: &StoreArgs) -> anyhow::Result<()> {
         LinkCmd::Add(a) => {
             let spec = a.spec()?;
             match s.add_link(&spec).await {
-                Ok(()) => println!("link {} added ({} {}, {})", spec.name, spec.protocol, spec.carrier(), spec.addr),
-                Err(StoreError::Conflict { .. }) => anyhow::bail!("link {} already exists", spec.name),
+                Ok(()) => println!(
+                    "link {} added ({} {}, {})",
+                    spec.name,
+                    spec.protocol,
+                    spec.carrier(),
+                    spec.addr
+                ),
+                Err(StoreError::Conflict { .. }) => {
+                    anyhow::bail!("link {} already exists", spec.name)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -117,12 +125,33 @@ pub async fn run(args: LinkArgs, store: &StoreArgs) -> anyhow::Result<()> {
             } else if links.is_empty() {
                 println!("no links");
             } else {
-                println!("{:<16} {:<8} {:<8} {:<22} {:<12} {:<8} {:>5} {:>6} {:>6} {:>6}",
-                    "NAME", "PROTOCOL", "CARRIER", "ADDR", "ACCOUNT", "SECRET", "CONNS", "WINDOW", "TPS", "WEIGHT");
+                println!(
+                    "{:<16} {:<8} {:<8} {:<22} {:<12} {:<8} {:>5} {:>6} {:>6} {:>6}",
+                    "NAME",
+                    "PROTOCOL",
+                    "CARRIER",
+                    "ADDR",
+                    "ACCOUNT",
+                    "SECRET",
+                    "CONNS",
+                    "WINDOW",
+                    "TPS",
+                    "WEIGHT"
+                );
                 for l in &links {
-                    println!("{:<16} {:<8} {:<8} {:<22} {:<12} {:<8} {:>5} {:>6} {:>6} {:>6}",
-                        l.name, l.protocol.as_str(), l.carrier().as_str(), l.addr, l.account, l.masked_secret(),
-                        l.connections, l.window, l.tps.map_or("-".to_owned(), |t| t.to_string()), l.weight);
+                    println!(
+                        "{:<16} {:<8} {:<8} {:<22} {:<12} {:<8} {:>5} {:>6} {:>6} {:>6}",
+                        l.name,
+                        l.protocol.as_str(),
+                        l.carrier().as_str(),
+                        l.addr,
+                        l.account,
+                        l.masked_secret(),
+                        l.connections,
+                        l.window,
+                        l.tps.map_or("-".to_owned(), |t| t.to_string()),
+                        l.weight
+                    );
                 }
             }
         }

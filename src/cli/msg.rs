@@ -46,7 +46,11 @@ pub async fn run(args: MsgArgs, store: &StoreArgs) -> anyhow::Result<()> {
             e.segments,
             e.link.as_deref().unwrap_or("-"),
             e.code.as_deref().unwrap_or("-"),
-            if e.possible_duplicate { "  (possible duplicate)" } else { "" }
+            if e.possible_duplicate {
+                "  (possible duplicate)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

@@ -29,7 +29,12 @@ pub struct SendArgs {
 fn generated_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos();
-    format!("cli-{}-{:09}-{}", now.format("%Y%m%dT%H%M%S"), nanos, std::process::id())
+    format!(
+        "cli-{}-{:09}-{}",
+        now.format("%Y%m%dT%H%M%S"),
+        nanos,
+        std::process::id()
+    )
 }
 
 impl SendArgs {

@@ -36,7 +36,10 @@ pub struct ServeArgs {
 pub struct LogSink;
 
 impl crate::engine::ports::StatusSink for LogSink {
-    async fn publish(&self, events: &[crate::engine::StatusEvent]) -> Result<(), crate::engine::ports::SinkError> {
+    async fn publish(
+        &self,
+        events: &[crate::engine::StatusEvent],
+    ) -> Result<(), crate::engine::ports::SinkError> {
         for e in events {
             tracing::info!(
                 id = %e.id,
@@ -61,7 +64,9 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<tokio::task::Join
     tracing::info!(%addr, "metrics listening");
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
             let handle = handle.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
@@ -82,10 +87,10 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<tokio::task::Join
 pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
     use crate::adapters::carrier::{CarrierChannel, CarrierOptions};
     use crate::adapters::sql::QueueSource;
-    use crate::engine::dispatch::{Sender, SenderConfig};
-    use crate::engine::ports::{Channel, LinkRegistry};
     use crate::engine::correlate::Correlator;
+    use crate::engine::dispatch::{Sender, SenderConfig};
     use crate::engine::ingest::Ingest;
+    use crate::engine::ports::{Channel, LinkRegistry};
     use crate::engine::routing::NumberPlan;
     use crate::engine::sweeper;
     use crate::engine::types::Timestamp;
@@ -93,7 +98,9 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
     use std::time::Duration;
 
     if args.kafka.is_some() {
-        anyhow::bail!("--kafka: this build has no Kafka adapter yet; omit it to use the embedded queue");
+        anyhow::bail!(
+            "--kafka: this build has no Kafka adapter yet; omit it to use the embedded queue"
+        );
     }
     let cfg = store.config()?;
     if let Some(addr) = args.metrics {
@@ -132,7 +139,13 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
         marketing_weight: cfg.engine.marketing_weight,
         ..SenderConfig::default()
     };
-    let mut sender = Sender::new(s.clone(), &links, cfg.retry.policy()?, correlator.clone(), sender_cfg);
+    let mut sender = Sender::new(
+        s.clone(),
+        &links,
+        cfg.retry.policy()?,
+        correlator.clone(),
+        sender_cfg,
+    );
     let link_names = sender.links();
 
     // Shutdown is checked between steps: an ingest batch is never cut in
@@ -153,7 +166,8 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let now = Timestamp::now();
         if tokio::time::Instant::now() >= next_sweep {
-            let rep = sweeper::sweep(&s, &correlator, now, cfg.engine.park_ttl, cfg.store.batch).await?;
+            let rep =
+                sweeper::sweep(&s, &correlator, now, cfg.engine.park_ttl, cfg.store.batch).await?;
             let _ = sink.publish(&rep.events).await;
             next_sweep = tokio::time::Instant::now() + cfg.engine.sweep_interval;
         }
@@ -170,7 +184,9 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
             busy |= f.claimed > 0;
             for link in &link_names {
                 while ch.ready(link) {
-                    let Some(d) = sender.next_for(link) else { break };
+                    let Some(d) = sender.next_for(link) else {
+                        break;
+                    };
                     busy = true;
                     if let Err(e) = ch.dispatch(d.clone()).await {
                         sender.on_dispatch_error(&d, &e, Timestamp::now()).await?;
@@ -183,7 +199,9 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
         }
         if !busy {
             // idle: wait for a channel event or the next poll
-            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await {
+            if let Ok(Some(ev)) =
+                tokio::time::timeout(Duration::from_millis(50), events.recv()).await
+            {
                 let evs = sender.on_event(ev, Timestamp::now()).await?;
                 let _ = sink.publish(&evs).await;
             }

@@ -32,7 +32,12 @@ pub async fn run(args: StatsArgs, store: &StoreArgs) -> anyhow::Result<()> {
         for (k, g) in groups {
             let name = if k.is_empty() { "-" } else { k.as_str() };
             let states: Vec<String> = g.by_state.iter().map(|(s, n)| format!("{s}={n}")).collect();
-            println!("  {name:<16} messages {:<8} segments {:<8} {}", g.messages, g.segments, states.join(" "));
+            println!(
+                "  {name:<16} messages {:<8} segments {:<8} {}",
+                g.messages,
+                g.segments,
+                states.join(" ")
+            );
         }
     }
     Ok(())

@@ -50,7 +50,9 @@ impl Correlator {
                 ReportOutcome::Matched(ev) => events.extend(ev),
                 ReportOutcome::Parked => {
                     // Bound a moment ago, so this cannot miss; keep it anyway.
-                    store.park(&report, report.received_at.plus(self.park_ttl)).await?;
+                    store
+                        .park(&report, report.received_at.plus(self.park_ttl))
+                        .await?;
                 }
             }
         }
@@ -58,22 +60,37 @@ impl Correlator {
     }
 
     /// A report arrived.
-    pub async fn on_report<S: ReportStore>(&self, store: &S, report: &Report) -> StoreResult<ReportOutcome> {
+    pub async fn on_report<S: ReportStore>(
+        &self,
+        store: &S,
+        report: &Report,
+    ) -> StoreResult<ReportOutcome> {
         let out = self.apply(store, report).await?;
         if out == ReportOutcome::Parked {
-            store.park(report, report.received_at.plus(self.park_ttl)).await?;
+            store
+                .park(report, report.received_at.plus(self.park_ttl))
+                .await?;
             metrics::counter!(m::REPORTS, "result" => "parked").increment(1);
         }
         Ok(out)
     }
 
-    async fn apply<S: ReportStore>(&self, store: &S, report: &Report) -> StoreResult<ReportOutcome> {
+    async fn apply<S: ReportStore>(
+        &self,
+        store: &S,
+        report: &Report,
+    ) -> StoreResult<ReportOutcome> {
         match store.settle(report).await? {
             Settle::Unknown => Ok(ReportOutcome::Parked),
-            Settle::Settled { event, submitted_at, .. } => {
+            Settle::Settled {
+                event,
+                submitted_at,
+                ..
+            } => {
                 metrics::counter!(m::REPORTS, "result" => "matched").increment(1);
                 if let Some(t) = submitted_at {
-                    metrics::histogram!(m::REPORT_DELAY).record(t.until(report.received_at).as_secs_f64());
+                    metrics::histogram!(m::REPORT_DELAY)
+                        .record(t.until(report.received_at).as_secs_f64());
                 }
                 Ok(ReportOutcome::Matched(event))
             }
@@ -167,11 +184,21 @@ pub(crate) mod tests {
     }
 
     impl ReportStore for MemReports {
-        async fn bind(&self, seg: SegmentRef, _link: &str, pid: &ProviderMsgId, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
+        async fn bind(
+            &self,
+            seg: SegmentRef,
+            _link: &str,
+            pid: &ProviderMsgId,
+            now: Timestamp,
+        ) -> StoreResult<Option<StatusEvent>> {
             let mut i = self.inner.lock().unwrap();
             i.bound.insert(pid.clone(), (seg, now));
             let n = i.parts[&seg.message];
-            let bound = i.bound.values().filter(|(s, _)| s.message == seg.message).count();
+            let bound = i
+                .bound
+                .values()
+                .filter(|(s, _)| s.message == seg.message)
+                .count();
             if bound == usize::from(n) && i.state[&seg.message] == MessageState::Accepted {
                 i.state.insert(seg.message, MessageState::Submitted);
                 return Ok(Some(ev(seg.message, MessageState::Submitted, None)));
@@ -180,9 +207,15 @@ pub(crate) mod tests {
         }
         async fn settle(&self, r: &Report) -> StoreResult<Settle> {
             let mut i = self.inner.lock().unwrap();
-            let Some(&(seg, at)) = i.bound.get(&r.provider_id) else { return Ok(Settle::Unknown) };
+            let Some(&(seg, at)) = i.bound.get(&r.provider_id) else {
+                return Ok(Settle::Unknown);
+            };
             if i.seg_report.contains_key(&seg) {
-                return Ok(Settle::Settled { segment: seg, event: None, submitted_at: Some(at) });
+                return Ok(Settle::Settled {
+                    segment: seg,
+                    event: None,
+                    submitted_at: Some(at),
+                });
             }
             i.seg_report.insert(seg, r.delivered);
             let n = i.parts[&seg.message];
@@ -193,7 +226,12 @@ pub(crate) mod tests {
                 i.state.insert(seg.message, MessageState::Failed);
                 Some(ev(seg.message, MessageState::Failed, Some(&r.stat)))
             } else {
-                let done = (1..=n).all(|p| i.seg_report.get(&SegmentRef { message: seg.message, part: p }) == Some(&true));
+                let done = (1..=n).all(|p| {
+                    i.seg_report.get(&SegmentRef {
+                        message: seg.message,
+                        part: p,
+                    }) == Some(&true)
+                });
                 if done {
                     i.state.insert(seg.message, MessageState::Delivered);
                     Some(ev(seg.message, MessageState::Delivered, Some(&r.stat)))
@@ -201,23 +239,42 @@ pub(crate) mod tests {
                     None
                 }
             };
-            Ok(Settle::Settled { segment: seg, event, submitted_at: Some(at) })
+            Ok(Settle::Settled {
+                segment: seg,
+                event,
+                submitted_at: Some(at),
+            })
         }
         async fn park(&self, r: &Report, until: Timestamp) -> StoreResult<()> {
             let mut i = self.inner.lock().unwrap();
             i.next_key += 1;
             let key = i.next_key;
-            i.parked.push(ParkedReport { key, report: r.clone(), until });
+            i.parked.push(ParkedReport {
+                key,
+                report: r.clone(),
+                until,
+            });
             Ok(())
         }
         async fn take_parked(&self, pid: &ProviderMsgId) -> StoreResult<Vec<Report>> {
             let mut i = self.inner.lock().unwrap();
-            let (take, keep): (Vec<_>, Vec<_>) = i.parked.drain(..).partition(|p| &p.report.provider_id == pid);
+            let (take, keep): (Vec<_>, Vec<_>) = i
+                .parked
+                .drain(..)
+                .partition(|p| &p.report.provider_id == pid);
             i.parked = keep;
             Ok(take.into_iter().map(|p| p.report).collect())
         }
         async fn parked(&self, limit: usize) -> StoreResult<Vec<ParkedReport>> {
-            Ok(self.inner.lock().unwrap().parked.iter().take(limit).cloned().collect())
+            Ok(self
+                .inner
+                .lock()
+                .unwrap()
+                .parked
+                .iter()
+                .take(limit)
+                .cloned()
+                .collect())
         }
         async fn unpark(&self, key: i64, unmatched: bool) -> StoreResult<()> {
             let mut i = self.inner.lock().unwrap();
@@ -242,11 +299,17 @@ pub(crate) mod tests {
     }
 
     fn seg(id: i64, part: u16) -> SegmentRef {
-        SegmentRef { message: MessageId(id), part }
+        SegmentRef {
+            message: MessageId(id),
+            part,
+        }
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -254,10 +317,18 @@ pub(crate) mod tests {
         block_on(async {
             let s = MemReports::default().with_message(1, 1);
             let c = Correlator::new(Duration::from_secs(60));
-            let evs = c.on_accepted(&s, seg(1, 1), "m1", &ProviderMsgId::new("77"), Timestamp(0)).await.unwrap();
+            let evs = c
+                .on_accepted(&s, seg(1, 1), "m1", &ProviderMsgId::new("77"), Timestamp(0))
+                .await
+                .unwrap();
             assert_eq!(evs[0].state, MessageState::Submitted);
-            let out = c.on_report(&s, &report("77", true, 10, "m2")).await.unwrap();
-            assert!(matches!(out, ReportOutcome::Matched(Some(ref e)) if e.state == MessageState::Delivered));
+            let out = c
+                .on_report(&s, &report("77", true, 10, "m2"))
+                .await
+                .unwrap();
+            assert!(
+                matches!(out, ReportOutcome::Matched(Some(ref e)) if e.state == MessageState::Delivered)
+            );
         });
     }
 
@@ -267,9 +338,23 @@ pub(crate) mod tests {
             let s = MemReports::default().with_message(1, 1);
             let c = Correlator::new(Duration::from_secs(60));
             // report on another link, before the submit response was stored
-            assert_eq!(c.on_report(&s, &report("0077", true, 5, "m2")).await.unwrap(), ReportOutcome::Parked);
+            assert_eq!(
+                c.on_report(&s, &report("0077", true, 5, "m2"))
+                    .await
+                    .unwrap(),
+                ReportOutcome::Parked
+            );
             assert_eq!(s.parked_len(), 1);
-            let evs = c.on_accepted(&s, seg(1, 1), "m1", &ProviderMsgId::new("77"), Timestamp(10)).await.unwrap();
+            let evs = c
+                .on_accepted(
+                    &s,
+                    seg(1, 1),
+                    "m1",
+                    &ProviderMsgId::new("77"),
+                    Timestamp(10),
+                )
+                .await
+                .unwrap();
             let states: Vec<_> = evs.iter().map(|e| e.state).collect();
             assert_eq!(states, [MessageState::Submitted, MessageState::Delivered]);
             assert_eq!(s.parked_len(), 0);
@@ -282,14 +367,30 @@ pub(crate) mod tests {
             let s = MemReports::default().with_message(1, 3);
             let c = Correlator::new(Duration::from_secs(60));
             for p in 1..=3u16 {
-                c.on_accepted(&s, seg(1, p), "m1", &ProviderMsgId::new(&format!("10{p}")), Timestamp(0)).await.unwrap();
+                c.on_accepted(
+                    &s,
+                    seg(1, p),
+                    "m1",
+                    &ProviderMsgId::new(&format!("10{p}")),
+                    Timestamp(0),
+                )
+                .await
+                .unwrap();
             }
             assert_eq!(s.state(1), MessageState::Submitted);
-            c.on_report(&s, &report("101", true, 1, "m1")).await.unwrap();
-            c.on_report(&s, &report("101", true, 1, "m1")).await.unwrap(); // repeat: no effect
-            c.on_report(&s, &report("102", true, 1, "m1")).await.unwrap();
+            c.on_report(&s, &report("101", true, 1, "m1"))
+                .await
+                .unwrap();
+            c.on_report(&s, &report("101", true, 1, "m1"))
+                .await
+                .unwrap(); // repeat: no effect
+            c.on_report(&s, &report("102", true, 1, "m1"))
+                .await
+                .unwrap();
             assert_eq!(s.state(1), MessageState::Submitted);
-            c.on_report(&s, &report("103", true, 1, "m1")).await.unwrap();
+            c.on_report(&s, &report("103", true, 1, "m1"))
+                .await
+                .unwrap();
             assert_eq!(s.state(1), MessageState::Delivered);
         });
     }
@@ -299,14 +400,25 @@ pub(crate) mod tests {
         block_on(async {
             let s = MemReports::default().with_message(1, 1);
             let c = Correlator::new(Duration::from_secs(60));
-            c.on_report(&s, &report("999", true, 0, "m1")).await.unwrap();
-            c.on_report(&s, &report("555", false, 0, "m1")).await.unwrap();
+            c.on_report(&s, &report("999", true, 0, "m1"))
+                .await
+                .unwrap();
+            c.on_report(&s, &report("555", false, 0, "m1"))
+                .await
+                .unwrap();
             // before the TTL nothing is given up
             let (evs, unmatched) = c.sweep_parked(&s, Timestamp(30_000), 100).await.unwrap();
             assert!(evs.is_empty());
             assert_eq!(unmatched, 0);
             // 555 gets bound through a path that did not take parked reports (another node)
-            s.bind(seg(1, 1), "m1", &ProviderMsgId::new("555"), Timestamp(40_000)).await.unwrap();
+            s.bind(
+                seg(1, 1),
+                "m1",
+                &ProviderMsgId::new("555"),
+                Timestamp(40_000),
+            )
+            .await
+            .unwrap();
             let (evs, unmatched) = c.sweep_parked(&s, Timestamp(61_000), 100).await.unwrap();
             assert_eq!(evs.len(), 1);
             assert_eq!(evs[0].state, MessageState::Failed);

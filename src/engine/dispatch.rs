@@ -67,13 +67,36 @@ pub struct Sender<S> {
 impl<S: MessageStore + ReportStore> Sender<S> {
     /// Links start down: mark them with [`Sender::set_link_up`] (or a
     /// `RouteState` event) once their sessions are logged in.
-    pub fn new(store: S, links: &[LinkSpec], policy: RetryPolicy, correlator: Correlator, cfg: SenderConfig) -> Self {
-        let router = Router::new(links.iter().map(|l| (l.name.clone(), l.carrier(), l.weight)));
+    pub fn new(
+        store: S,
+        links: &[LinkSpec],
+        policy: RetryPolicy,
+        correlator: Correlator,
+        cfg: SenderConfig,
+    ) -> Self {
+        let router = Router::new(
+            links
+                .iter()
+                .map(|l| (l.name.clone(), l.carrier(), l.weight)),
+        );
         let lanes = links
             .iter()
-            .map(|l| (l.name.clone(), Lanes::new(cfg.lane_capacity, cfg.notify_weight, cfg.marketing_weight)))
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    Lanes::new(cfg.lane_capacity, cfg.notify_weight, cfg.marketing_weight),
+                )
+            })
             .collect();
-        Sender { store, router, lanes, policy, correlator, cfg, rng: 0x9E37_79B9_7F4A_7C15 }
+        Sender {
+            store,
+            router,
+            lanes,
+            policy,
+            correlator,
+            cfg,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -99,7 +122,10 @@ impl<S: MessageStore + ReportStore> Sender<S> {
 
     fn room(&self) -> usize {
         // three lanes per link; a claim that finds its lane full is given back
-        self.lanes.values().map(|l| (3 * self.cfg.lane_capacity).saturating_sub(l.total())).sum()
+        self.lanes
+            .values()
+            .map(|l| (3 * self.cfg.lane_capacity).saturating_sub(l.total()))
+            .sum()
     }
 
     /// Claims due messages while lanes have room, expires the overdue ones
@@ -117,21 +143,31 @@ impl<S: MessageStore + ReportStore> Sender<S> {
                 out.events.extend(self.store.expire(d.id, now).await?);
                 continue;
             }
-            let link = d.carrier.and_then(|c| self.router.pick(c).map(str::to_owned));
+            let link = d
+                .carrier
+                .and_then(|c| self.router.pick(c).map(str::to_owned));
             let Some(link) = link else {
                 out.unroutable += 1;
                 metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
-                self.store.schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false).await?;
+                self.store
+                    .schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false)
+                    .await?;
                 continue;
             };
-            let lanes = self.lanes.get_mut(&link).expect("router only knows configured links");
+            let lanes = self
+                .lanes
+                .get_mut(&link)
+                .expect("router only knows configured links");
             let p = d.priority;
             if let Err(d) = lanes.push(p, d) {
                 // lane full: give the claim back right away
-                self.store.schedule_retry(d.id, now, "lane_full", false).await?;
+                self.store
+                    .schedule_retry(d.id, now, "lane_full", false)
+                    .await?;
                 continue;
             }
-            metrics::gauge!(m::LANE_BACKLOG, "link" => link.clone(), "priority" => p.as_str()).set(lanes.len(p) as f64);
+            metrics::gauge!(m::LANE_BACKLOG, "link" => link.clone(), "priority" => p.as_str())
+                .set(lanes.len(p) as f64);
             out.queued += 1;
         }
         Ok(out)
@@ -141,12 +177,19 @@ impl<S: MessageStore + ReportStore> Sender<S> {
     pub fn next_for(&mut self, link: &str) -> Option<Dispatch> {
         let lanes = self.lanes.get_mut(link)?;
         let (p, d) = lanes.pop()?;
-        metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str()).set(lanes.len(p) as f64);
+        metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str())
+            .set(lanes.len(p) as f64);
         metrics::counter!(m::DISPATCHED, "priority" => p.as_str()).increment(1);
         Some(Dispatch {
-            token: DispatchToken { message: d.id, attempt: d.attempts },
+            token: DispatchToken {
+                message: d.id,
+                attempt: d.attempts,
+            },
             to: d.to,
-            content: Content { text: d.text, ..Content::default() },
+            content: Content {
+                text: d.text,
+                ..Content::default()
+            },
             options: DispatchOptions {
                 priority: d.priority,
                 route: Some(link.to_owned()),
@@ -159,16 +202,21 @@ impl<S: MessageStore + ReportStore> Sender<S> {
     /// Gives back the claims queued for `link` (it went down): due again at
     /// `now`, not counted as a lost attempt.
     pub async fn release(&mut self, link: &str, now: Timestamp) -> StoreResult<usize> {
-        let Some(lanes) = self.lanes.get_mut(link) else { return Ok(0) };
+        let Some(lanes) = self.lanes.get_mut(link) else {
+            return Ok(0);
+        };
         let mut items = Vec::new();
         while let Some((_, d)) = lanes.pop() {
             items.push(d);
         }
         for p in Priority::ALL {
-            metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str()).set(0.0);
+            metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str())
+                .set(0.0);
         }
         for d in &items {
-            self.store.schedule_retry(d.id, now, "released", false).await?;
+            self.store
+                .schedule_retry(d.id, now, "released", false)
+                .await?;
         }
         Ok(items.len())
     }
@@ -189,7 +237,12 @@ impl<S: MessageStore + ReportStore> Sender<S> {
     }
 
     /// The channel refused a dispatch before sending (route down, closed).
-    pub async fn on_dispatch_error(&mut self, d: &Dispatch, err: &DispatchError, now: Timestamp) -> StoreResult<()> {
+    pub async fn on_dispatch_error(
+        &mut self,
+        d: &Dispatch,
+        err: &DispatchError,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         if let (DispatchError::RouteDown { route }, Some(_)) = (err, &d.options.route) {
             self.router.set_up(route, false);
         }
@@ -199,21 +252,42 @@ impl<S: MessageStore + ReportStore> Sender<S> {
             Retry::Never => self.cfg.no_route_delay,
         };
         metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
-        self.store.schedule_retry(d.token.message, now.plus(after), "route_down", false).await
+        self.store
+            .schedule_retry(d.token.message, now.plus(after), "route_down", false)
+            .await
     }
 
     /// Applies one channel outcome; returns the events to publish.
-    pub async fn on_event(&mut self, ev: ChannelEvent, now: Timestamp) -> StoreResult<Vec<StatusEvent>> {
+    pub async fn on_event(
+        &mut self,
+        ev: ChannelEvent,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StatusEvent>> {
         match ev {
-            ChannelEvent::Accepted { token, part, provider_id, route } => {
-                let seg = SegmentRef { message: token.message, part };
-                self.correlator.on_accepted(&self.store, seg, &route, &provider_id, now).await
+            ChannelEvent::Accepted {
+                token,
+                part,
+                provider_id,
+                route,
+            } => {
+                let seg = SegmentRef {
+                    message: token.message,
+                    part,
+                };
+                self.correlator
+                    .on_accepted(&self.store, seg, &route, &provider_id, now)
+                    .await
             }
-            ChannelEvent::Rejected { token, code, class, route, .. } => {
-                self.after_failure(token, class, &code, &route, now).await
-            }
+            ChannelEvent::Rejected {
+                token,
+                code,
+                class,
+                route,
+                ..
+            } => self.after_failure(token, class, &code, &route, now).await,
             ChannelEvent::Unknown { token, route, .. } => {
-                self.after_failure(token, OutcomeClass::Unknown, "unknown", &route, now).await
+                self.after_failure(token, OutcomeClass::Unknown, "unknown", &route, now)
+                    .await
             }
             ChannelEvent::Report(r) => match self.correlator.on_report(&self.store, &r).await? {
                 super::correlate::ReportOutcome::Matched(ev) => Ok(ev.into_iter().collect()),
@@ -240,16 +314,33 @@ impl<S: MessageStore + ReportStore> Sender<S> {
     ) -> StoreResult<Vec<StatusEvent>> {
         let unit = self.jitter();
         match self.policy.decide(token.attempt, class, unit) {
-            RetryDecision::Retry { after, possible_duplicate } => {
+            RetryDecision::Retry {
+                after,
+                possible_duplicate,
+            } => {
                 metrics::counter!(m::RETRIES, "reason" => class.as_str()).increment(1);
-                self.store.schedule_retry(token.message, now.plus(after), class.as_str(), possible_duplicate).await?;
+                self.store
+                    .schedule_retry(
+                        token.message,
+                        now.plus(after),
+                        class.as_str(),
+                        possible_duplicate,
+                    )
+                    .await?;
                 Ok(Vec::new())
             }
             RetryDecision::Park { possible_duplicate } => {
-                self.store.park_retryable(token.message, class.as_str(), possible_duplicate, now).await?;
+                self.store
+                    .park_retryable(token.message, class.as_str(), possible_duplicate, now)
+                    .await?;
                 Ok(Vec::new())
             }
-            RetryDecision::Fail => Ok(self.store.fail(token.message, code, Some(route), now).await?.into_iter().collect()),
+            RetryDecision::Fail => Ok(self
+                .store
+                .fail(token.message, code, Some(route), now)
+                .await?
+                .into_iter()
+                .collect()),
         }
     }
 }

@@ -39,7 +39,13 @@ pub struct Ingest {
 impl Ingest {
     /// Polls one batch and makes it durable. Status events of accepted
     /// messages go to `sink` (a sink failure is logged; the store has them).
-    pub async fn once<Src, S, K>(&self, src: &mut Src, store: &S, sink: &K, now: Timestamp) -> Result<Ingested, IngestError>
+    pub async fn once<Src, S, K>(
+        &self,
+        src: &mut Src,
+        store: &S,
+        sink: &K,
+        now: Timestamp,
+    ) -> Result<Ingested, IngestError>
     where
         Src: MessageSource,
         S: MessageStore,

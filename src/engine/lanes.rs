@@ -131,7 +131,10 @@ mod tests {
         let first10: Vec<Priority> = (0..10).map(|_| l.pop().unwrap().0).collect();
         assert_eq!(
             first10,
-            vec![Notify, Notify, Notify, Notify, Marketing, Notify, Notify, Notify, Notify, Marketing]
+            vec![
+                Notify, Notify, Notify, Notify, Marketing, Notify, Notify, Notify, Notify,
+                Marketing
+            ]
         );
     }
 

@@ -23,23 +23,70 @@ pub const STATE_CHANGES: &str = "smsgw_message_state_changes_total";
 pub const DUPLICATES: &str = "smsgw_duplicate_records_total";
 
 pub fn describe() {
-    describe_counter!(ACCEPTED, Unit::Count, "messages durably accepted, by priority");
-    describe_counter!(DISPATCHED, Unit::Count, "messages handed to a channel, by priority");
-    describe_gauge!(LANE_BACKLOG, Unit::Count, "messages queued in a link's priority lane");
-    describe_histogram!(REPORT_DELAY, Unit::Seconds, "submit accepted to delivery report");
-    describe_counter!(REPORTS, Unit::Count, "delivery reports by correlation result");
+    describe_counter!(
+        ACCEPTED,
+        Unit::Count,
+        "messages durably accepted, by priority"
+    );
+    describe_counter!(
+        DISPATCHED,
+        Unit::Count,
+        "messages handed to a channel, by priority"
+    );
+    describe_gauge!(
+        LANE_BACKLOG,
+        Unit::Count,
+        "messages queued in a link's priority lane"
+    );
+    describe_histogram!(
+        REPORT_DELAY,
+        Unit::Seconds,
+        "submit accepted to delivery report"
+    );
+    describe_counter!(
+        REPORTS,
+        Unit::Count,
+        "delivery reports by correlation result"
+    );
     describe_counter!(RETRIES, Unit::Count, "resends scheduled, by reason");
-    describe_counter!(DEAD_LETTERS, Unit::Count, "records dead-lettered, by reason class");
-    describe_counter!(STATE_CHANGES, Unit::Count, "published message state changes");
-    describe_counter!(DUPLICATES, Unit::Count, "redelivered records not sent again");
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "records dead-lettered, by reason class"
+    );
+    describe_counter!(
+        STATE_CHANGES,
+        Unit::Count,
+        "published message state changes"
+    );
+    describe_counter!(
+        DUPLICATES,
+        Unit::Count,
+        "redelivered records not sent again"
+    );
 }
 
 /// Bounded label for a dead-letter reason: its first word(s) before any detail.
 pub fn reason_class(reason: &str) -> &'static str {
     const KNOWN: &[&str] = &[
-        "bad json", "missing id", "bad id", "bad channel", "channel", "bad priority", "empty text",
-        "text too long", "bad expire_at", "expired", "missing to", "too many recipients",
-        "bad number", "no carrier",
+        "bad json",
+        "missing id",
+        "bad id",
+        "bad channel",
+        "channel",
+        "bad priority",
+        "empty text",
+        "text too long",
+        "bad expire_at",
+        "expired",
+        "missing to",
+        "too many recipients",
+        "bad number",
+        "no carrier",
     ];
-    KNOWN.iter().find(|k| reason.starts_with(*k)).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|k| reason.starts_with(*k))
+        .copied()
+        .unwrap_or("other")
 }

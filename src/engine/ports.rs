@@ -178,8 +178,11 @@ pub trait MessageStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<RetryableMessage>>> + Send;
 
     /// A retryable message goes back to `accepted`, due at `now`, with a fresh attempt budget.
-    fn requeue(&self, id: MessageId, now: Timestamp)
-        -> impl Future<Output = StoreResult<()>> + Send;
+    fn requeue(
+        &self,
+        id: MessageId,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Messages whose validity has run out: `accepted` ones at `expire_at`,
     /// `submitted` ones (waiting for reports) at `expire_at + submitted_grace`.
@@ -247,12 +250,14 @@ pub trait ReportStore: Send + Sync {
 
     /// Applies a report to the segment bound to its provider id. A segment
     /// takes one report; a repeated report is settled but changes nothing.
-    fn settle(&self, report: &Report)
-        -> impl Future<Output = StoreResult<Settle>> + Send;
+    fn settle(&self, report: &Report) -> impl Future<Output = StoreResult<Settle>> + Send;
 
     /// Keeps a report that matched nothing until `until`.
-    fn park(&self, report: &Report, until: Timestamp)
-        -> impl Future<Output = StoreResult<()>> + Send;
+    fn park(
+        &self,
+        report: &Report,
+        until: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Removes and returns parked reports for `provider_id`.
     fn take_parked(
@@ -261,12 +266,10 @@ pub trait ReportStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Report>>> + Send;
 
     /// Up to `limit` parked reports (any deadline), oldest first.
-    fn parked(&self, limit: usize)
-        -> impl Future<Output = StoreResult<Vec<ParkedReport>>> + Send;
+    fn parked(&self, limit: usize) -> impl Future<Output = StoreResult<Vec<ParkedReport>>> + Send;
 
     /// Removes a parked report; `unmatched` keeps it for inspection and counts it.
-    fn unpark(&self, key: i64, unmatched: bool)
-        -> impl Future<Output = StoreResult<()>> + Send;
+    fn unpark(&self, key: i64, unmatched: bool) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Operator-managed carrier links.
@@ -358,7 +361,10 @@ pub enum ChannelEvent {
         route: String,
     },
     /// A route went up or down (routing skips down routes).
-    RouteState { route: String, up: bool },
+    RouteState {
+        route: String,
+        up: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -43,7 +43,10 @@ impl OutcomeClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryDecision {
     /// Try again after `after`.
-    Retry { after: Duration, possible_duplicate: bool },
+    Retry {
+        after: Duration,
+        possible_duplicate: bool,
+    },
     /// Attempts used up: wait as retryable for the sweeper.
     Park { possible_duplicate: bool },
     /// Final failure with the carrier's code.
@@ -109,7 +112,13 @@ impl RetryPolicy {
         if !(0.0..=1.0).contains(&jitter) {
             return Err(RetryPolicyError::Jitter(jitter.to_string()));
         }
-        Ok(RetryPolicy { base, max, max_attempts, jitter, resend_unknown })
+        Ok(RetryPolicy {
+            base,
+            max,
+            max_attempts,
+            jitter,
+            resend_unknown,
+        })
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -135,7 +144,10 @@ impl RetryPolicy {
                 if attempts >= self.max_attempts {
                     RetryDecision::Park { possible_duplicate }
                 } else {
-                    RetryDecision::Retry { after: self.backoff(attempts, unit), possible_duplicate }
+                    RetryDecision::Retry {
+                        after: self.backoff(attempts, unit),
+                        possible_duplicate,
+                    }
                 }
             }
         }
@@ -147,20 +159,35 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy::try_new(Duration::from_millis(100), Duration::from_secs(1), 3, 0.0, true)
-            .unwrap()
+        RetryPolicy::try_new(
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            3,
+            0.0,
+            true,
+        )
+        .unwrap()
     }
 
     #[test]
     fn try_new_rejects_bad_values() {
         let s = Duration::from_secs(1);
-        assert_eq!(RetryPolicy::try_new(Duration::ZERO, s, 3, 0.1, true), Err(RetryPolicyError::ZeroBase));
+        assert_eq!(
+            RetryPolicy::try_new(Duration::ZERO, s, 3, 0.1, true),
+            Err(RetryPolicyError::ZeroBase)
+        );
         assert!(matches!(
             RetryPolicy::try_new(s, Duration::from_millis(10), 3, 0.1, true),
             Err(RetryPolicyError::MaxBelowBase { .. })
         ));
-        assert_eq!(RetryPolicy::try_new(s, s, 0, 0.1, true), Err(RetryPolicyError::ZeroAttempts));
-        assert!(matches!(RetryPolicy::try_new(s, s, 1, 1.5, true), Err(RetryPolicyError::Jitter(_))));
+        assert_eq!(
+            RetryPolicy::try_new(s, s, 0, 0.1, true),
+            Err(RetryPolicyError::ZeroAttempts)
+        );
+        assert!(matches!(
+            RetryPolicy::try_new(s, s, 1, 1.5, true),
+            Err(RetryPolicyError::Jitter(_))
+        ));
     }
 
     #[test]
@@ -175,8 +202,14 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let p = RetryPolicy::try_new(Duration::from_millis(100), Duration::from_secs(10), 3, 0.2, true)
-            .unwrap();
+        let p = RetryPolicy::try_new(
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            3,
+            0.2,
+            true,
+        )
+        .unwrap();
         assert_eq!(p.backoff(1, 0.0), Duration::from_millis(80));
         assert_eq!(p.backoff(1, 1.0), Duration::from_millis(120));
     }
@@ -186,12 +219,51 @@ mod tests {
         let p = policy();
         use OutcomeClass::*;
         let cases = [
-            (1, Throttled, RetryDecision::Retry { after: Duration::from_millis(100), possible_duplicate: false }),
-            (2, Transient, RetryDecision::Retry { after: Duration::from_millis(200), possible_duplicate: false }),
-            (1, Unknown, RetryDecision::Retry { after: Duration::from_millis(100), possible_duplicate: true }),
-            (3, Transient, RetryDecision::Park { possible_duplicate: false }),
-            (3, Throttled, RetryDecision::Park { possible_duplicate: false }),
-            (5, Unknown, RetryDecision::Park { possible_duplicate: true }),
+            (
+                1,
+                Throttled,
+                RetryDecision::Retry {
+                    after: Duration::from_millis(100),
+                    possible_duplicate: false,
+                },
+            ),
+            (
+                2,
+                Transient,
+                RetryDecision::Retry {
+                    after: Duration::from_millis(200),
+                    possible_duplicate: false,
+                },
+            ),
+            (
+                1,
+                Unknown,
+                RetryDecision::Retry {
+                    after: Duration::from_millis(100),
+                    possible_duplicate: true,
+                },
+            ),
+            (
+                3,
+                Transient,
+                RetryDecision::Park {
+                    possible_duplicate: false,
+                },
+            ),
+            (
+                3,
+                Throttled,
+                RetryDecision::Park {
+                    possible_duplicate: false,
+                },
+            ),
+            (
+                5,
+                Unknown,
+                RetryDecision::Park {
+                    possible_duplicate: true,
+                },
+            ),
             (1, Permanent, RetryDecision::Fail),
         ];
         for (attempts, class, want) in cases {
@@ -201,8 +273,14 @@ mod tests {
 
     #[test]
     fn unknown_fails_when_policy_forbids_resend() {
-        let p = RetryPolicy::try_new(Duration::from_millis(100), Duration::from_secs(1), 3, 0.0, false)
-            .unwrap();
+        let p = RetryPolicy::try_new(
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            3,
+            0.0,
+            false,
+        )
+        .unwrap();
         assert_eq!(p.decide(1, OutcomeClass::Unknown, 0.5), RetryDecision::Fail);
     }
 
@@ -210,7 +288,10 @@ mod tests {
     fn retry_view_matches_decision() {
         let p = policy();
         assert_eq!(OutcomeClass::Permanent.retry(&p, 1), Retry::Never);
-        assert_eq!(OutcomeClass::Throttled.retry(&p, 1), Retry::After(Duration::from_millis(100)));
+        assert_eq!(
+            OutcomeClass::Throttled.retry(&p, 1),
+            Retry::After(Duration::from_millis(100))
+        );
         assert_eq!(OutcomeClass::Throttled.retry(&p, 3), Retry::Never);
     }
 }

@@ -15,29 +15,72 @@ pub struct NumberPlan {
 /// Mainland China mobile number segments (2024 allocation, incl. MVNO 170x).
 /// 4-digit entries override their 3-digit parent (1349 is Telecom, not Mobile).
 pub const CHINA_SEGMENTS: &[(&str, Carrier)] = &[
-    ("134", Carrier::Mobile), ("135", Carrier::Mobile), ("136", Carrier::Mobile),
-    ("137", Carrier::Mobile), ("138", Carrier::Mobile), ("139", Carrier::Mobile),
-    ("147", Carrier::Mobile), ("148", Carrier::Mobile), ("150", Carrier::Mobile),
-    ("151", Carrier::Mobile), ("152", Carrier::Mobile), ("157", Carrier::Mobile),
-    ("158", Carrier::Mobile), ("159", Carrier::Mobile), ("165", Carrier::Mobile),
-    ("172", Carrier::Mobile), ("178", Carrier::Mobile), ("182", Carrier::Mobile),
-    ("183", Carrier::Mobile), ("184", Carrier::Mobile), ("187", Carrier::Mobile),
-    ("188", Carrier::Mobile), ("195", Carrier::Mobile), ("197", Carrier::Mobile),
-    ("198", Carrier::Mobile), ("1440", Carrier::Mobile), ("1703", Carrier::Mobile),
-    ("1705", Carrier::Mobile), ("1706", Carrier::Mobile),
-    ("130", Carrier::Unicom), ("131", Carrier::Unicom), ("132", Carrier::Unicom),
-    ("145", Carrier::Unicom), ("146", Carrier::Unicom), ("155", Carrier::Unicom),
-    ("156", Carrier::Unicom), ("166", Carrier::Unicom), ("167", Carrier::Unicom),
-    ("171", Carrier::Unicom), ("175", Carrier::Unicom), ("176", Carrier::Unicom),
-    ("185", Carrier::Unicom), ("186", Carrier::Unicom), ("196", Carrier::Unicom),
-    ("1704", Carrier::Unicom), ("1707", Carrier::Unicom), ("1708", Carrier::Unicom),
+    ("134", Carrier::Mobile),
+    ("135", Carrier::Mobile),
+    ("136", Carrier::Mobile),
+    ("137", Carrier::Mobile),
+    ("138", Carrier::Mobile),
+    ("139", Carrier::Mobile),
+    ("147", Carrier::Mobile),
+    ("148", Carrier::Mobile),
+    ("150", Carrier::Mobile),
+    ("151", Carrier::Mobile),
+    ("152", Carrier::Mobile),
+    ("157", Carrier::Mobile),
+    ("158", Carrier::Mobile),
+    ("159", Carrier::Mobile),
+    ("165", Carrier::Mobile),
+    ("172", Carrier::Mobile),
+    ("178", Carrier::Mobile),
+    ("182", Carrier::Mobile),
+    ("183", Carrier::Mobile),
+    ("184", Carrier::Mobile),
+    ("187", Carrier::Mobile),
+    ("188", Carrier::Mobile),
+    ("195", Carrier::Mobile),
+    ("197", Carrier::Mobile),
+    ("198", Carrier::Mobile),
+    ("1440", Carrier::Mobile),
+    ("1703", Carrier::Mobile),
+    ("1705", Carrier::Mobile),
+    ("1706", Carrier::Mobile),
+    ("130", Carrier::Unicom),
+    ("131", Carrier::Unicom),
+    ("132", Carrier::Unicom),
+    ("145", Carrier::Unicom),
+    ("146", Carrier::Unicom),
+    ("155", Carrier::Unicom),
+    ("156", Carrier::Unicom),
+    ("166", Carrier::Unicom),
+    ("167", Carrier::Unicom),
+    ("171", Carrier::Unicom),
+    ("175", Carrier::Unicom),
+    ("176", Carrier::Unicom),
+    ("185", Carrier::Unicom),
+    ("186", Carrier::Unicom),
+    ("196", Carrier::Unicom),
+    ("1704", Carrier::Unicom),
+    ("1707", Carrier::Unicom),
+    ("1708", Carrier::Unicom),
     ("1709", Carrier::Unicom),
-    ("133", Carrier::Telecom), ("1349", Carrier::Telecom), ("149", Carrier::Telecom),
-    ("153", Carrier::Telecom), ("162", Carrier::Telecom), ("173", Carrier::Telecom),
-    ("174", Carrier::Telecom), ("177", Carrier::Telecom), ("180", Carrier::Telecom),
-    ("181", Carrier::Telecom), ("189", Carrier::Telecom), ("190", Carrier::Telecom),
-    ("191", Carrier::Telecom), ("193", Carrier::Telecom), ("199", Carrier::Telecom),
-    ("1700", Carrier::Telecom), ("1701", Carrier::Telecom), ("1702", Carrier::Telecom),
+    ("133", Carrier::Telecom),
+    ("1349", Carrier::Telecom),
+    ("149", Carrier::Telecom),
+    ("153", Carrier::Telecom),
+    ("162", Carrier::Telecom),
+    ("173", Carrier::Telecom),
+    ("174", Carrier::Telecom),
+    ("177", Carrier::Telecom),
+    ("180", Carrier::Telecom),
+    ("181", Carrier::Telecom),
+    ("189", Carrier::Telecom),
+    ("190", Carrier::Telecom),
+    ("191", Carrier::Telecom),
+    ("193", Carrier::Telecom),
+    ("199", Carrier::Telecom),
+    ("1700", Carrier::Telecom),
+    ("1701", Carrier::Telecom),
+    ("1702", Carrier::Telecom),
 ];
 
 impl Default for NumberPlan {
@@ -56,15 +99,20 @@ impl NumberPlan {
 
     /// The default table with `overrides` (prefix → carrier) layered on top.
     pub fn with_overrides(overrides: &BTreeMap<String, Carrier>) -> Self {
-        let mut m: BTreeMap<String, Carrier> =
-            CHINA_SEGMENTS.iter().map(|(p, c)| ((*p).to_owned(), *c)).collect();
+        let mut m: BTreeMap<String, Carrier> = CHINA_SEGMENTS
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), *c))
+            .collect();
         m.extend(overrides.iter().map(|(k, v)| (k.clone(), *v)));
         NumberPlan::new(m)
     }
 
     /// Carrier of a normalised national number.
     pub fn carrier_of(&self, number: &str) -> Option<Carrier> {
-        self.prefixes.iter().find(|(p, _)| number.starts_with(p.as_str())).map(|(_, c)| *c)
+        self.prefixes
+            .iter()
+            .find(|(p, _)| number.starts_with(p.as_str()))
+            .map(|(_, c)| *c)
     }
 }
 
@@ -179,7 +227,9 @@ mod tests {
     #[test]
     fn weighted_round_robin_is_smooth() {
         let mut r = router();
-        let picks: Vec<String> = (0..8).map(|_| r.pick(Carrier::Mobile).unwrap().to_owned()).collect();
+        let picks: Vec<String> = (0..8)
+            .map(|_| r.pick(Carrier::Mobile).unwrap().to_owned())
+            .collect();
         assert_eq!(picks, ["a", "a", "b", "a", "a", "a", "b", "a"]);
     }
 

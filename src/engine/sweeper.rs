@@ -17,7 +17,11 @@ pub enum SweepAction {
 
 /// Pure: resend while valid, expire once `expire_at` has passed.
 pub fn plan(msg: &RetryableMessage, now: Timestamp) -> SweepAction {
-    if msg.expire_at <= now { SweepAction::Expire } else { SweepAction::Resend }
+    if msg.expire_at <= now {
+        SweepAction::Expire
+    } else {
+        SweepAction::Resend
+    }
 }
 
 /// Counts of one sweep.
@@ -68,7 +72,11 @@ mod tests {
 
     #[test]
     fn plan_resends_valid_and_expires_the_rest() {
-        let m = |exp| RetryableMessage { id: MessageId(1), expire_at: Timestamp(exp), attempts: 5 };
+        let m = |exp| RetryableMessage {
+            id: MessageId(1),
+            expire_at: Timestamp(exp),
+            attempts: 5,
+        };
         assert_eq!(plan(&m(1_000), Timestamp(999)), SweepAction::Resend);
         assert_eq!(plan(&m(1_000), Timestamp(1_000)), SweepAction::Expire);
         assert_eq!(plan(&m(1_000), Timestamp(5_000)), SweepAction::Expire);

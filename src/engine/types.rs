@@ -22,7 +22,10 @@ impl Timestamp {
     }
 
     pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// Time from `self` until `later` (zero if `later` is earlier).
@@ -116,6 +119,7 @@ closed_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)] // the enum comes from `closed_enum!`
 impl Default for Priority {
     fn default() -> Self {
         Priority::Notify
@@ -137,6 +141,7 @@ closed_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)]
 impl Default for ChannelKind {
     fn default() -> Self {
         ChannelKind::Sms
@@ -162,7 +167,10 @@ closed_enum!(
 impl MessageState {
     /// No further transitions happen from a final state.
     pub fn is_final(self) -> bool {
-        matches!(self, MessageState::Delivered | MessageState::Failed | MessageState::Expired)
+        matches!(
+            self,
+            MessageState::Delivered | MessageState::Failed | MessageState::Expired
+        )
     }
 
     /// Whether a change into this state is published as a status event.
@@ -237,7 +245,11 @@ impl ProviderMsgId {
         let t = raw.trim_matches(|c: char| c == '\0' || c.is_whitespace());
         let t = if t.bytes().all(|b| b.is_ascii_digit()) && t.len() > 1 {
             let s = t.trim_start_matches('0');
-            if s.is_empty() { "0" } else { s }
+            if s.is_empty() {
+                "0"
+            } else {
+                s
+            }
         } else {
             t
         };
@@ -412,7 +424,10 @@ mod tests {
     #[test]
     fn provider_msg_id_normalises_formats() {
         assert_eq!(ProviderMsgId::new(" 00123\0\0"), ProviderMsgId::new("123"));
-        assert_eq!(ProviderMsgId::new("ABCDEF01"), ProviderMsgId::new("abcdef01"));
+        assert_eq!(
+            ProviderMsgId::new("ABCDEF01"),
+            ProviderMsgId::new("abcdef01")
+        );
         assert_eq!(ProviderMsgId::new("0").as_str(), "0");
         assert_ne!(ProviderMsgId::new("12"), ProviderMsgId::new("120"));
     }

@@ -75,7 +75,11 @@ pub fn sms_segments(text: &str, carrier: Option<Carrier>) -> u32 {
     } else {
         (text.encode_utf16().count(), 70, 67)
     };
-    if len <= single { 1 } else { len.div_ceil(multi) as u32 }
+    if len <= single {
+        1
+    } else {
+        len.div_ceil(multi) as u32
+    }
 }
 
 /// Normalises a mainland China mobile number to its 11-digit national form.
@@ -84,7 +88,13 @@ pub fn normalize_msisdn(raw: &str) -> Option<String> {
     let d = digits
         .strip_prefix("+86")
         .or_else(|| digits.strip_prefix("0086"))
-        .or_else(|| if digits.len() == 13 { digits.strip_prefix("86") } else { None })
+        .or_else(|| {
+            if digits.len() == 13 {
+                digits.strip_prefix("86")
+            } else {
+                None
+            }
+        })
         .unwrap_or(&digits);
     let ok = d.len() == 11
         && d.bytes().all(|b| b.is_ascii_digit())
@@ -103,7 +113,13 @@ pub fn mask_msisdn(n: &str) -> String {
 }
 
 /// Validates one raw record received at `now` from `origin`.
-pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, plan: &NumberPlan) -> Validated {
+pub fn validate(
+    payload: &[u8],
+    origin: &str,
+    now: Timestamp,
+    rules: &Rules,
+    plan: &NumberPlan,
+) -> Validated {
     let dead = |id: Option<String>, reason: String| Validated {
         messages: Vec::new(),
         dead: vec![DeadLetter {
@@ -124,14 +140,24 @@ pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, pla
         None => return dead(None, "missing id".to_owned()),
     };
     let did = Some(id.clone());
-    let channel = match rec.channel.as_deref().map(str::parse::<ChannelKind>).transpose() {
+    let channel = match rec
+        .channel
+        .as_deref()
+        .map(str::parse::<ChannelKind>)
+        .transpose()
+    {
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return dead(did, format!("bad channel: {e}")),
     };
     if !rules.channels.contains(&channel) {
         return dead(did, format!("channel {channel} not enabled"));
     }
-    let priority = match rec.priority.as_deref().map(str::parse::<Priority>).transpose() {
+    let priority = match rec
+        .priority
+        .as_deref()
+        .map(str::parse::<Priority>)
+        .transpose()
+    {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => return dead(did, format!("bad priority: {e}")),
     };
@@ -141,7 +167,10 @@ pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, pla
     }
     let worst = sms_segments(&text, None);
     if worst > u32::from(rules.max_segments) {
-        return dead(did, format!("text too long: {worst} segments > {}", rules.max_segments));
+        return dead(
+            did,
+            format!("text too long: {worst} segments > {}", rules.max_segments),
+        );
     }
     let expire_at = match rec.expire_at.as_deref() {
         None => now.plus(rules.default_validity),
@@ -162,18 +191,32 @@ pub fn validate(payload: &[u8], origin: &str, now: Timestamp, rules: &Rules, pla
         return dead(did, "missing to".to_owned());
     }
     if recipients.len() > rules.max_recipients {
-        return dead(did, format!("too many recipients: {} > {}", recipients.len(), rules.max_recipients));
+        return dead(
+            did,
+            format!(
+                "too many recipients: {} > {}",
+                recipients.len(),
+                rules.max_recipients
+            ),
+        );
     }
     let biz = rec.biz.filter(|b| !b.trim().is_empty());
     let mut out = Validated::default();
     let mut seen = std::collections::HashSet::new();
     for raw in recipients {
         let Some(to) = normalize_msisdn(&raw) else {
-            out.dead.extend(dead(did.clone(), format!("bad number {raw:?}")).dead);
+            out.dead
+                .extend(dead(did.clone(), format!("bad number {raw:?}")).dead);
             continue;
         };
         let Some(carrier) = plan.carrier_of(&to) else {
-            out.dead.extend(dead(did.clone(), format!("no carrier for number segment of {}", mask_msisdn(&to))).dead);
+            out.dead.extend(
+                dead(
+                    did.clone(),
+                    format!("no carrier for number segment of {}", mask_msisdn(&to)),
+                )
+                .dead,
+            );
             continue;
         };
         if !seen.insert(to.clone()) {
@@ -202,7 +245,13 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_800_000_000_000);
 
     fn run(json: &str) -> Validated {
-        validate(json.as_bytes(), "test:1", NOW, &Rules::default(), &NumberPlan::default())
+        validate(
+            json.as_bytes(),
+            "test:1",
+            NOW,
+            &Rules::default(),
+            &NumberPlan::default(),
+        )
     }
 
     fn reason(v: &Validated) -> &str {
@@ -212,7 +261,9 @@ mod tests {
 
     #[test]
     fn valid_record_one_message_per_recipient() {
-        let v = run(r#"{"id":"a1","to":["13800138000","+8618612345678","13800138000"],"text":"hi","priority":"otp","biz":"login"}"#);
+        let v = run(
+            r#"{"id":"a1","to":["13800138000","+8618612345678","13800138000"],"text":"hi","priority":"otp","biz":"login"}"#,
+        );
         assert!(v.dead.is_empty());
         assert_eq!(v.messages.len(), 2);
         let m = &v.messages[1];
@@ -234,15 +285,36 @@ mod tests {
     #[test]
     fn invalid_records_are_dead_lettered_with_reasons() {
         assert!(reason(&run("{not json")).starts_with("bad json"));
-        assert_eq!(reason(&run(r#"{"to":"13800138000","text":"x"}"#)), "missing id");
-        assert_eq!(reason(&run(r#"{"id":"a","to":"13800138000","text":"  "}"#)), "empty text");
-        assert!(reason(&run(r#"{"id":"a","to":"13800138000","text":"x","priority":"vip"}"#)).starts_with("bad priority"));
-        assert!(reason(&run(r#"{"id":"a","to":"13800138000","text":"x","expire_at":"2020-01-01T00:00:00Z"}"#)).starts_with("expired"));
-        assert!(reason(&run(r#"{"id":"a","to":"13800138000","text":"x","expire_at":"soon"}"#)).starts_with("bad expire_at"));
+        assert_eq!(
+            reason(&run(r#"{"to":"13800138000","text":"x"}"#)),
+            "missing id"
+        );
+        assert_eq!(
+            reason(&run(r#"{"id":"a","to":"13800138000","text":"  "}"#)),
+            "empty text"
+        );
+        assert!(reason(&run(
+            r#"{"id":"a","to":"13800138000","text":"x","priority":"vip"}"#
+        ))
+        .starts_with("bad priority"));
+        assert!(reason(&run(
+            r#"{"id":"a","to":"13800138000","text":"x","expire_at":"2020-01-01T00:00:00Z"}"#
+        ))
+        .starts_with("expired"));
+        assert!(reason(&run(
+            r#"{"id":"a","to":"13800138000","text":"x","expire_at":"soon"}"#
+        ))
+        .starts_with("bad expire_at"));
         let long = "短".repeat(67 * 10 + 1);
-        assert!(reason(&run(&format!(r#"{{"id":"a","to":"13800138000","text":"{long}"}}"#))).starts_with("text too long"));
+        assert!(reason(&run(&format!(
+            r#"{{"id":"a","to":"13800138000","text":"{long}"}}"#
+        )))
+        .starts_with("text too long"));
         assert!(reason(&run(r#"{"id":"a","to":"12345","text":"x"}"#)).starts_with("bad number"));
-        assert!(reason(&run(r#"{"id":"a","to":"13800138000","text":"x","channel":"email"}"#)).contains("not enabled"));
+        assert!(reason(&run(
+            r#"{"id":"a","to":"13800138000","text":"x","channel":"email"}"#
+        ))
+        .contains("not enabled"));
         let v = run(r#"{"id":"a","to":"13800138000","text":"x"}"#);
         assert!(v.dead.is_empty());
     }
@@ -274,8 +346,14 @@ mod tests {
 
     #[test]
     fn msisdn_normalisation_and_masking() {
-        assert_eq!(normalize_msisdn("0086 138-0013-8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_msisdn("8613800138000").as_deref(), Some("13800138000"));
+        assert_eq!(
+            normalize_msisdn("0086 138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_msisdn("8613800138000").as_deref(),
+            Some("13800138000")
+        );
         assert_eq!(normalize_msisdn("12800138000"), None);
         assert_eq!(normalize_msisdn("1380013800a"), None);
         assert_eq!(mask_msisdn("13800138000"), "138****8000");
