@@ -234,6 +234,83 @@ impl SqlStore {
         rows.iter().map(report_of).collect()
     }
 
+    // ------------------------------------------------------------ outbox
+
+    /// Where relay `name` stands (0 before its first publish).
+    pub async fn relay_cursor(&self, name: &str) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT position FROM relay_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        row.map_or(Ok(0), |r| get_i64(&r, "position"))
+    }
+
+    /// Records that relay `name` has published everything up to `position`.
+    pub async fn set_relay_cursor(&self, name: &str, position: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO relay_cursors (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = $2",
+        )
+        .bind(name)
+        .bind(position)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    /// Status events (history rows) after row `after`, oldest first, with their row ids.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, StatusEvent)>> {
+        let rows = sqlx::query(
+            "SELECT id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate \
+             FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| Ok((get_i64(r, "id")?, event_of(r)?)))
+            .collect()
+    }
+
+    /// Dead letters after row `after`, oldest first, with their row ids.
+    pub async fn dead_letters_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, DeadLetter)>> {
+        let rows = sqlx::query(
+            "SELECT id, origin, upstream_id, payload, reason, at FROM dead_letters \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    get_i64(r, "id")?,
+                    DeadLetter {
+                        origin: get_str(r, "origin")?,
+                        upstream_id: get_opt_str(r, "upstream_id")?,
+                        payload: get_str(r, "payload")?,
+                        reason: get_str(r, "reason")?,
+                        at: Timestamp(get_i64(r, "at")?),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     // ------------------------------------------------------------ helpers
 
     /// Changes a message's state unless it is final; writes the event.
@@ -311,6 +388,19 @@ async fn insert_event(
     .await
     .db()?;
     Ok(())
+}
+
+fn event_of(r: &AnyRow) -> StoreResult<StatusEvent> {
+    Ok(StatusEvent {
+        id: get_str(r, "upstream_id")?,
+        to: get_str(r, "recipient")?,
+        state: parse(&get_str(r, "state")?, "state")?,
+        code: get_opt_str(r, "code")?,
+        segments: get_i64(r, "segments")? as u16,
+        link: get_opt_str(r, "link")?,
+        at: Timestamp(get_i64(r, "at")?).to_rfc3339(),
+        possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
+    })
 }
 
 fn report_of(r: &AnyRow) -> StoreResult<Report> {
@@ -590,20 +680,7 @@ impl MessageStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .db()?;
-        rows.iter()
-            .map(|r| {
-                Ok(StatusEvent {
-                    id: get_str(r, "upstream_id")?,
-                    to: get_str(r, "recipient")?,
-                    state: parse(&get_str(r, "state")?, "state")?,
-                    code: get_opt_str(r, "code")?,
-                    segments: get_i64(r, "segments")? as u16,
-                    link: get_opt_str(r, "link")?,
-                    at: Timestamp(get_i64(r, "at")?).to_rfc3339(),
-                    possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(event_of).collect()
     }
 
     async fn stats(&self) -> StoreResult<Stats> {

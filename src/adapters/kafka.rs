@@ -1,0 +1,377 @@
+//! Kafka adapter (rdkafka): the input topic as a [`MessageSource`] over a
+//! consumer group, the status topic as a [`StatusSink`], and the outbox
+//! [`Relay`] that publishes the store's status history and dead letters.
+//!
+//! * **Source**: `enable.auto.commit=false`; offsets are committed only when
+//!   the engine calls [`MessageSource::commit`], i.e. after the store has
+//!   accepted or dead-lettered the whole batch. A batch that was polled but
+//!   not committed (the store was down) is handed out again by the next
+//!   `poll` instead of new records, so nothing is skipped. Validation
+//!   failures are dead letters, never errors: the partition moves on.
+//! * **Sink**: one JSON object per status change, keyed by upstream id
+//!   (per-message order within a partition); sends are pipelined (all
+//!   enqueued, then the deliveries awaited together).
+//! * **Relay** (outbox): the store's `events` and `dead_letters` tables are
+//!   the source of truth; a relay task publishes rows after a persisted
+//!   cursor and advances it only once the broker acknowledged them. With the
+//!   broker down, status events wait in the store and go out when it is back
+//!   (at least once: a crash between publish and cursor write repeats a few).
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::TopicPartitionList;
+
+use crate::adapters::sql::SqlStore;
+use crate::engine::ports::*;
+use crate::engine::types::*;
+
+/// Connection and topic settings (CLI flags or the config's `[kafka]`).
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topic: String,
+    pub status_topic: String,
+    pub dead_letter_topic: String,
+    pub session_timeout: Duration,
+    pub max_poll_interval: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+impl KafkaSettings {
+    /// Defaults that let a consumer group join in ~3 s (librdkafka's own
+    /// defaults stall ~23 s against tansu) and are valid for Apache Kafka.
+    pub fn new(brokers: &str, input_topic: &str, status_topic: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_owned(),
+            group_id: "smsgw".into(),
+            input_topic: input_topic.to_owned(),
+            status_topic: status_topic.to_owned(),
+            dead_letter_topic: "sms-dead-letters".into(),
+            session_timeout: Duration::from_millis(6000),
+            max_poll_interval: Duration::from_millis(7000),
+            heartbeat_interval: Duration::from_millis(1000),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+fn source_err(e: impl std::fmt::Display) -> SourceError {
+    SourceError {
+        message: e.to_string(),
+        retry: true,
+    }
+}
+
+/// The input topic, consumed by group `group_id`.
+pub struct KafkaSource {
+    consumer: StreamConsumer,
+    topic: String,
+    /// Polled but not yet committed: handed out again until committed.
+    uncommitted: Vec<SourceRecord>,
+}
+
+impl KafkaSource {
+    pub fn new(s: &KafkaSettings) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &s.brokers)
+            .set("group.id", &s.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", ms(s.session_timeout))
+            .set("max.poll.interval.ms", ms(s.max_poll_interval))
+            .set("heartbeat.interval.ms", ms(s.heartbeat_interval))
+            .set("enable.partition.eof", "false")
+            .create()?;
+        consumer.subscribe(&[&s.input_topic])?;
+        Ok(KafkaSource {
+            consumer,
+            topic: s.input_topic.clone(),
+            uncommitted: Vec::new(),
+        })
+    }
+
+    fn record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> SourceRecord {
+        SourceRecord {
+            payload: m.payload().unwrap_or_default().to_vec(),
+            origin: format!("{}/{}@{}", self.topic, m.partition(), m.offset()),
+            position: SourcePosition {
+                partition: m.partition(),
+                offset: m.offset(),
+            },
+        }
+    }
+}
+
+impl MessageSource for KafkaSource {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<SourceRecord>, SourceError> {
+        if !self.uncommitted.is_empty() {
+            return Ok(self.uncommitted.clone());
+        }
+        let mut out = Vec::new();
+        // the first record: wait up to `wait` (a ready record is taken even with zero wait)
+        match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(Err(e)) => return Err(source_err(e)),
+            Ok(Ok(m)) => out.push(self.record(&m)),
+        }
+        // then whatever is already buffered, without waiting
+        while out.len() < max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => {
+                    let r = self.record(&m);
+                    out.push(r);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.uncommitted = out.clone();
+        Ok(out)
+    }
+
+    async fn commit(&mut self, records: &[SourceRecord]) -> Result<(), SourceError> {
+        let mut next: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+        for r in records {
+            let e = next.entry(r.position.partition).or_insert(0);
+            *e = (*e).max(r.position.offset + 1);
+        }
+        self.uncommitted.clear();
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in next {
+            tpl.add_partition_offset(&self.topic, p, rdkafka::Offset::Offset(o))
+                .map_err(source_err)?;
+        }
+        // Async: a later commit supersedes a lost one; a crash before it
+        // lands redelivers records the store already knows (dropped by id).
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(source_err)
+    }
+}
+
+/// A producer for the status and dead-letter topics.
+#[derive(Clone)]
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+}
+
+/// Builds the shared producer (idempotent, acks=all, lz4-free defaults).
+pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+}
+
+impl KafkaSink {
+    pub fn new(producer: FutureProducer, topic: &str) -> Self {
+        KafkaSink {
+            producer,
+            topic: topic.to_owned(),
+        }
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Sends `(key, payload)` records pipelined: everything is enqueued, then
+    /// the deliveries are awaited together. Fails if any record failed.
+    pub async fn send_all(&self, records: &[(String, String)]) -> Result<(), SinkError> {
+        let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
+        for (key, payload) in records {
+            loop {
+                let rec = FutureRecord::to(&self.topic).key(key).payload(payload);
+                match self.producer.send_result(rec) {
+                    Ok(f) => {
+                        pending.push(f);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // local queue full: let what is queued drain first
+                        check(futures::future::join_all(pending.drain(..)).await)?;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.topic))),
+                }
+            }
+        }
+        check(futures::future::join_all(pending).await)
+    }
+}
+
+fn check(
+    results: Vec<
+        Result<
+            rdkafka::producer::future_producer::OwnedDeliveryResult,
+            futures::channel::oneshot::Canceled,
+        >,
+    >,
+) -> Result<(), SinkError> {
+    for r in results {
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(SinkError(e.to_string())),
+            Err(_) => return Err(SinkError("delivery cancelled".into())),
+        }
+    }
+    Ok(())
+}
+
+/// The status-topic JSON of one event (the format).
+pub fn status_json(e: &StatusEvent) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}
+
+/// The dead-letter-topic JSON: where the record came from, its raw payload
+/// and why it was refused.
+pub fn dead_letter_json(d: &DeadLetter) -> String {
+    serde_json::json!({
+        "origin": d.origin,
+        "id": d.upstream_id,
+        "payload": d.payload,
+        "reason": d.reason,
+        "at": d.at.to_rfc3339(),
+    })
+    .to_string()
+}
+
+impl StatusSink for KafkaSink {
+    async fn publish(&self, events: &[StatusEvent]) -> Result<(), SinkError> {
+        let recs: Vec<(String, String)> = events
+            .iter()
+            .map(|e| (e.id.clone(), status_json(e)))
+            .collect();
+        self.send_all(&recs).await
+    }
+}
+
+/// Publishes the store's status history and dead letters (outbox pattern).
+pub struct Relay {
+    pub store: SqlStore,
+    pub status: KafkaSink,
+    pub dead: KafkaSink,
+    pub batch: usize,
+}
+
+/// Relay cursor names in `relay_cursors`.
+pub const STATUS_CURSOR: &str = "kafka-status";
+pub const DEAD_CURSOR: &str = "kafka-dead-letters";
+
+impl Relay {
+    /// Publishes one batch of each table; returns how many rows went out.
+    pub async fn once(&self) -> Result<usize, String> {
+        let mut n = 0;
+        let at = self
+            .store
+            .relay_cursor(STATUS_CURSOR)
+            .await
+            .map_err(|e| e.to_string())?;
+        let evs = self
+            .store
+            .events_after(at, self.batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((last, _)) = evs.last() {
+            let last = *last;
+            n += evs.len();
+            self.status
+                .publish(&evs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
+                .await
+                .map_err(|e| e.to_string())?;
+            self.store
+                .set_relay_cursor(STATUS_CURSOR, last)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let at = self
+            .store
+            .relay_cursor(DEAD_CURSOR)
+            .await
+            .map_err(|e| e.to_string())?;
+        let dead = self
+            .store
+            .dead_letters_after(at, self.batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((last, _)) = dead.last() {
+            let last = *last;
+            let recs: Vec<(String, String)> = dead
+                .iter()
+                .map(|(_, d)| {
+                    (
+                        d.upstream_id.clone().unwrap_or_else(|| d.origin.clone()),
+                        dead_letter_json(d),
+                    )
+                })
+                .collect();
+            self.dead.send_all(&recs).await.map_err(|e| e.to_string())?;
+            self.store
+                .set_relay_cursor(DEAD_CURSOR, last)
+                .await
+                .map_err(|e| e.to_string())?;
+            n += recs.len();
+        }
+        Ok(n)
+    }
+
+    /// Runs until `stop` is set, then publishes what is left (bounded by
+    /// `final_wait`) and flushes the producer.
+    pub async fn run(
+        self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        final_wait: Duration,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        let mut failing = false;
+        loop {
+            let stopping = stop.load(std::sync::atomic::Ordering::SeqCst);
+            match self.once().await {
+                Ok(n) => {
+                    if failing {
+                        tracing::info!("status relay recovered");
+                        failing = false;
+                    }
+                    backoff = Duration::from_millis(100);
+                    if n == 0 {
+                        if stopping {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "status relay: publish failed; events stay in the store and are retried");
+                        failing = true;
+                    }
+                    if stopping {
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let _ = self.status.producer().flush(final_wait);
+    }
+}
