@@ -278,17 +278,14 @@ pub const STATUS_CURSOR: &str = "kafka-status";
 pub const DEAD_CURSOR: &str = "kafka-dead-letters";
 
 impl Relay {
-    /// Publishes one batch of each table; returns how many rows went out.
-    pub async fn once(&self) -> Result<usize, String> {
+    /// Publishes one batch of each table after the in-memory cursors
+    /// `(status, dead)`; returns how many rows went out. The caller persists
+    /// the cursors (seldom: on SQLite every write competes with the sender's).
+    pub async fn once(&self, cur: &mut (i64, i64)) -> Result<usize, String> {
         let mut n = 0;
-        let at = self
-            .store
-            .relay_cursor(STATUS_CURSOR)
-            .await
-            .map_err(|e| e.to_string())?;
         let evs = self
             .store
-            .events_after(at, self.batch)
+            .events_after(cur.0, self.batch)
             .await
             .map_err(|e| e.to_string())?;
         if let Some((last, _)) = evs.last() {
@@ -298,19 +295,11 @@ impl Relay {
                 .publish(&evs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
                 .await
                 .map_err(|e| e.to_string())?;
-            self.store
-                .set_relay_cursor(STATUS_CURSOR, last)
-                .await
-                .map_err(|e| e.to_string())?;
+            cur.0 = last;
         }
-        let at = self
-            .store
-            .relay_cursor(DEAD_CURSOR)
-            .await
-            .map_err(|e| e.to_string())?;
         let dead = self
             .store
-            .dead_letters_after(at, self.batch)
+            .dead_letters_after(cur.1, self.batch)
             .await
             .map_err(|e| e.to_string())?;
         if let Some((last, _)) = dead.last() {
@@ -325,13 +314,27 @@ impl Relay {
                 })
                 .collect();
             self.dead.send_all(&recs).await.map_err(|e| e.to_string())?;
-            self.store
-                .set_relay_cursor(DEAD_CURSOR, last)
-                .await
-                .map_err(|e| e.to_string())?;
+            cur.1 = last;
             n += recs.len();
         }
         Ok(n)
+    }
+
+    async fn load(&self) -> Result<(i64, i64), String> {
+        let s = self.store.relay_cursor(STATUS_CURSOR).await;
+        let d = self.store.relay_cursor(DEAD_CURSOR).await;
+        Ok((s.map_err(|e| e.to_string())?, d.map_err(|e| e.to_string())?))
+    }
+
+    async fn save(&self, cur: (i64, i64)) -> Result<(), String> {
+        self.store
+            .set_relay_cursor(STATUS_CURSOR, cur.0)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store
+            .set_relay_cursor(DEAD_CURSOR, cur.1)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Runs until `stop` is set, then publishes what is left (bounded by
@@ -343,9 +346,31 @@ impl Relay {
     ) {
         let mut backoff = Duration::from_millis(100);
         let mut failing = false;
+        let mut cur = loop {
+            match self.load().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "status relay: reading cursors");
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        let mut saved = cur;
+        let mut last_save = tokio::time::Instant::now();
         loop {
             let stopping = stop.load(std::sync::atomic::Ordering::SeqCst);
-            match self.once().await {
+            let res = self.once(&mut cur).await;
+            if cur != saved
+                && (stopping || last_save.elapsed() >= Duration::from_millis(500))
+                && self.save(cur).await.is_ok()
+            {
+                saved = cur;
+                last_save = tokio::time::Instant::now();
+            }
+            match res {
                 Ok(n) => {
                     if failing {
                         tracing::info!("status relay recovered");
@@ -371,6 +396,9 @@ impl Relay {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+        if cur != saved {
+            let _ = self.save(cur).await;
         }
         let _ = self.status.producer().flush(final_wait);
     }

@@ -366,7 +366,8 @@ where
             break;
         }
         if store_down {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // SQLite "locked" clears in milliseconds; a down server takes longer
+            tokio::time::sleep(Duration::from_millis(20)).await;
         } else if !busy {
             // idle: wait for a channel event or the next poll
             if let Ok(Some(ev)) =

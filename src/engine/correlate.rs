@@ -45,15 +45,27 @@ impl Correlator {
     ) -> StoreResult<Vec<StatusEvent>> {
         let mut events = Vec::new();
         events.extend(store.bind(seg, link, provider_id, now).await?);
-        for report in store.take_parked(provider_id).await? {
-            match self.apply(store, &report).await? {
-                ReportOutcome::Matched(ev) => events.extend(ev),
-                ReportOutcome::Parked => {
-                    // Bound a moment ago, so this cannot miss; keep it anyway.
-                    store
-                        .park(&report, report.received_at.plus(self.park_ttl))
-                        .await?;
+        let taken = store.take_parked(provider_id).await?;
+        for (i, report) in taken.iter().enumerate() {
+            let applied = match self.apply(store, report).await {
+                Ok(ReportOutcome::Matched(ev)) => {
+                    events.extend(ev);
+                    Ok(())
                 }
+                // Bound a moment ago, so this cannot miss; keep it anyway.
+                Ok(ReportOutcome::Parked) => store
+                    .park(report, report.received_at.plus(self.park_ttl))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = applied {
+                // taken but not applied (the store failed midway): park them
+                // again so the sweeper or the caller's retry settles them
+                for r in &taken[i..] {
+                    let _ = store.park(r, r.received_at.plus(self.park_ttl)).await;
+                }
+                return Err(e);
             }
         }
         Ok(events)
