@@ -204,6 +204,32 @@ fn transient(e: &crate::engine::ports::StoreError) -> bool {
 #[cfg(feature = "sql")]
 use std::time::Duration;
 
+/// Drops dispatches from the in-flight map once their outcome is stored.
+#[cfg(feature = "sql")]
+fn settle_unsettled(
+    unsettled: &mut std::collections::HashMap<crate::engine::ports::DispatchToken, (String, u16)>,
+    ev: &crate::engine::ports::ChannelEvent,
+) {
+    use crate::engine::ports::ChannelEvent;
+    match ev {
+        ChannelEvent::Accepted { token, .. } => {
+            if let Some(e) = unsettled.get_mut(token) {
+                e.1 = e.1.saturating_sub(1);
+                if e.1 == 0 {
+                    unsettled.remove(token);
+                }
+            }
+        }
+        ChannelEvent::Rejected { token, .. } | ChannelEvent::Unknown { token, .. } => {
+            unsettled.remove(token);
+        }
+        ChannelEvent::RouteState { route, up: false } => {
+            unsettled.retain(|_, (r, _)| r != route);
+        }
+        _ => {}
+    }
+}
+
 /// The serve loop over any source and sink.
 ///
 /// Failure rules: a source error (broker down) is logged and polling backs
@@ -273,6 +299,19 @@ where
         sender_cfg,
     );
     let link_names = sender.links();
+    // Outcomes not yet stored bound what a crash can resend: dispatch stops
+    // while (dispatched − stored outcomes) reaches the links' total window,
+    // so possible duplicates after a kill -9 stay within that window.
+    let window_total: usize = links
+        .iter()
+        .map(|l| (l.window as usize) * (l.connections as usize))
+        .sum::<usize>()
+        .max(1);
+    // token → (route, parts whose outcome is not stored yet)
+    let mut unsettled: std::collections::HashMap<
+        crate::engine::ports::DispatchToken,
+        (String, u16),
+    > = std::collections::HashMap::new();
 
     // channel outcomes not yet applied (the store was unavailable)
     let mut backlog: VecDeque<ChannelEvent> = VecDeque::new();
@@ -331,6 +370,7 @@ where
             match sender.on_event(ev.clone(), Timestamp::now()).await {
                 Ok(evs) => {
                     store_down = false;
+                    settle_unsettled(&mut unsettled, &ev);
                     let _ = sink.publish(&evs).await;
                 }
                 Err(e) if transient(&e) => {
@@ -348,12 +388,14 @@ where
                 busy |= f.claimed > 0;
             }
             for link in &link_names {
-                while ch.ready(link) {
+                while ch.ready(link) && unsettled.len() < window_total {
                     let Some(d) = sender.next_for(link) else {
                         break;
                     };
                     busy = true;
+                    unsettled.insert(d.token, (link.clone(), ch.parts(&d.content)));
                     if let Err(e) = ch.dispatch(d.clone()).await {
+                        unsettled.remove(&d.token);
                         soft!(
                             sender.on_dispatch_error(&d, &e, Timestamp::now()).await,
                             "dispatch error"
