@@ -19,16 +19,19 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const SECRET: &str = "secret";
 
+/// (recipient, part, text bytes without UDH)
+pub type SubmitKey = (String, u8, Vec<u8>);
+
 #[derive(Default)]
 pub struct Seen {
     pub submits: AtomicU32,
     /// (recipient, part, text bytes without UDH) → times submitted
-    pub by_key: Mutex<HashMap<(String, u8, Vec<u8>), u32>>,
+    pub by_key: Mutex<HashMap<SubmitKey, u32>>,
 }
 
 impl Seen {
     /// Keys submitted more than once.
-    pub fn duplicates(&self) -> Vec<((String, u8, Vec<u8>), u32)> {
+    pub fn duplicates(&self) -> Vec<(SubmitKey, u32)> {
         self.by_key
             .lock()
             .unwrap()
