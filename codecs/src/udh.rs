@@ -67,7 +67,9 @@ impl Concat {
     /// Appends the 6- or 7-byte UDH carrying only this element.
     pub fn put(&self, dst: &mut BytesMut) {
         match self.reference {
-            ConcatRef::Eight(r) => dst.put_slice(&[0x05, IEI_CONCAT_8, 0x03, r, self.total, self.seq]),
+            ConcatRef::Eight(r) => {
+                dst.put_slice(&[0x05, IEI_CONCAT_8, 0x03, r, self.total, self.seq])
+            }
             ConcatRef::Sixteen(r) => {
                 let [hi, lo] = r.to_be_bytes();
                 dst.put_slice(&[0x06, IEI_CONCAT_16, 0x04, hi, lo, self.total, self.seq])
@@ -120,7 +122,11 @@ pub fn parse(content: &[u8]) -> Result<Udh, UdhError> {
         match iei {
             IEI_CONCAT_8 => {
                 if len != 3 {
-                    return Err(UdhError::BadConcatLength { iei, len, expected: 3 });
+                    return Err(UdhError::BadConcatLength {
+                        iei,
+                        len,
+                        expected: 3,
+                    });
                 }
                 concat = Some(Concat {
                     reference: ConcatRef::Eight(data[0]),
@@ -130,7 +136,11 @@ pub fn parse(content: &[u8]) -> Result<Udh, UdhError> {
             }
             IEI_CONCAT_16 => {
                 if len != 4 {
-                    return Err(UdhError::BadConcatLength { iei, len, expected: 4 });
+                    return Err(UdhError::BadConcatLength {
+                        iei,
+                        len,
+                        expected: 4,
+                    });
                 }
                 concat = Some(Concat {
                     reference: ConcatRef::Sixteen(u16::from_be_bytes([data[0], data[1]])),
@@ -155,32 +165,52 @@ mod tests {
         assert_eq!(udh.header_len, 6);
         assert_eq!(
             udh.concat,
-            Some(Concat { reference: ConcatRef::Eight(0x2a), total: 3, seq: 1 })
+            Some(Concat {
+                reference: ConcatRef::Eight(0x2a),
+                total: 3,
+                seq: 1
+            })
         );
     }
 
     #[test]
     fn parse_16bit_concat_after_port_element() {
-        let c = [0x0a, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02, b'x'];
+        let c = [
+            0x0c, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02, b'x',
+        ];
         let udh = parse(&c).unwrap();
-        assert_eq!(udh.header_len, 11);
+        assert_eq!(udh.header_len, 13);
         assert_eq!(
             udh.concat,
-            Some(Concat { reference: ConcatRef::Sixteen(0x1234), total: 2, seq: 2 })
+            Some(Concat {
+                reference: ConcatRef::Sixteen(0x1234),
+                total: 2,
+                seq: 2
+            })
         );
     }
 
     #[test]
     fn reject_bad_headers() {
         assert_eq!(parse(&[]), Err(UdhError::Empty));
-        assert_eq!(parse(&[0x05, 0x00, 0x03]), Err(UdhError::HeaderTooLong { udhl: 5, content: 3 }));
+        assert_eq!(
+            parse(&[0x05, 0x00, 0x03]),
+            Err(UdhError::HeaderTooLong {
+                udhl: 5,
+                content: 3
+            })
+        );
         assert_eq!(
             parse(&[0x03, 0x00, 0x05, 0x01]),
             Err(UdhError::ElementOverrun { iei: 0, offset: 1 })
         );
         assert_eq!(
             parse(&[0x04, 0x00, 0x02, 0x01, 0x02]),
-            Err(UdhError::BadConcatLength { iei: 0, len: 2, expected: 3 })
+            Err(UdhError::BadConcatLength {
+                iei: 0,
+                len: 2,
+                expected: 3
+            })
         );
     }
 

@@ -205,7 +205,9 @@ impl<const N: usize> FixedStr<N> {
     pub fn trimmed(&self) -> std::borrow::Cow<'_, str> {
         match self.to_str_lossy() {
             std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.trim_end_matches(' ')),
-            std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.trim_end_matches(' ').to_owned()),
+            std::borrow::Cow::Owned(s) => {
+                std::borrow::Cow::Owned(s.trim_end_matches(' ').to_owned())
+            }
         }
     }
 
@@ -362,7 +364,11 @@ mod tests {
         let mut out = BytesMut::new();
         assert!(matches!(
             s.put(&mut out, 21, "SUBMIT", "Dest_terminal_Id"),
-            Err(EncodeError::TooLong { len: 22, max: 21, .. })
+            Err(EncodeError::TooLong {
+                len: 22,
+                max: 21,
+                ..
+            })
         ));
     }
 
@@ -370,7 +376,10 @@ mod tests {
     fn timestamp_digits_zero_padded() {
         assert_eq!(&Timestamp(101120000).digits(), b"0101120000");
         assert_eq!(&Timestamp(1204150730).digits(), b"1204150730");
-        assert_eq!(Timestamp::from_parts(12, 4, 15, 7, 30), Timestamp(1204150730));
+        assert_eq!(
+            Timestamp::from_parts(12, 4, 15, 7, 30),
+            Timestamp(1204150730)
+        );
     }
 
     #[test]
@@ -380,7 +389,11 @@ mod tests {
         assert_eq!(r.u8("a").unwrap(), 1);
         assert_eq!(
             r.u32("b"),
-            Err(DecodeError::Truncated { pdu: "SUBMIT", field: "b", offset: 1 })
+            Err(DecodeError::Truncated {
+                pdu: "SUBMIT",
+                field: "b",
+                offset: 1
+            })
         );
     }
 }
