@@ -258,6 +258,8 @@ pub struct SubmitInfo {
     pub src: Terminal,
     pub service_id: FixedStr<10>,
     pub wants_report: bool,
+    /// SGIP ReportFlag 0: a report only when delivery fails.
+    pub report_failures_only: bool,
     pub coding: u8,
     pub udhi: bool,
     pub pk_total: u8,

@@ -631,12 +631,16 @@ impl<B: Behavior> Conn<B> {
             }
             let now_civil = Civil::from_unix(self.now_secs);
             for (i, dest) in info.recipients.iter().enumerate() {
+                let outcome = core.outcomes.draw(&mut self.rng);
+                if info.report_failures_only && outcome == crate::behavior::Outcome::Delivrd {
+                    continue;
+                }
                 let job = ReportJob {
                     msg_id: id.nth(i as u32),
                     dest: *dest,
                     src: info.src,
                     service_id: info.service_id,
-                    outcome: core.outcomes.draw(&mut self.rng),
+                    outcome,
                     submit_time: now_civil,
                     attempts: 0,
                     account: acct.id.clone(),
