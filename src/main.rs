@@ -1,1 +1,43 @@
-fn main() {}
+//! The `smsgw` binary: argument parsing, logging set-up and dispatch.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use smsgw::cli;
+
+#[derive(Parser, Debug)]
+#[command(name = "smsgw", version, about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode and encode protocol PDUs (read a packet capture, craft traffic).
+    Pdu(cli::pdu::PduArgs),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SMSGW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_tracing();
+    let result = match args.command {
+        Command::Pdu(a) => cli::pdu::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smsgw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The `smsgw` subcommands. Each module holds a clap `Args` struct and the
+//! function that runs it; `main.rs` only dispatches.
+
+pub mod pdu;
