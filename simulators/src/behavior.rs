@@ -269,8 +269,6 @@ pub struct SubmitInfo {
 
 /// What an inbound PDU on a logged-in connection means to the simulator.
 pub enum Event<P: Protocol> {
-    /// A login on a connection that is already logged in.
-    Login,
     Submit(Box<SubmitInfo>),
     ActiveTest,
     ActiveTestResp,

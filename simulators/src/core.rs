@@ -127,6 +127,39 @@ impl AccountRt {
         Err(cmd)
     }
 
+    /// Sends all `jobs` to one receiving connection (so the segments of an
+    /// MO keep their order); gives them back when there is none.
+    pub(crate) fn route_all(&self, jobs: Vec<Job>) -> Result<(), Vec<Job>> {
+        let Ok(conns) = self.conns.lock() else {
+            return Err(jobs);
+        };
+        let receiving: Vec<&ConnEntry> = conns.iter().filter(|c| c.can_receive).collect();
+        if receiving.is_empty() {
+            return Err(jobs);
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+        let c = receiving[start % receiving.len()];
+        let mut back = Vec::new();
+        for job in jobs {
+            if let Err(mpsc::error::SendError(ConnCmd::Send(j))) = c.tx.send(ConnCmd::Send(job)) {
+                back.push(j);
+            }
+        }
+        if back.is_empty() {
+            Ok(())
+        } else {
+            Err(back)
+        }
+    }
+
+    /// Sends a command to every connection; returns how many took it.
+    pub(crate) fn broadcast(&self, cmd: impl Fn() -> ConnCmd) -> usize {
+        let Ok(conns) = self.conns.lock() else {
+            return 0;
+        };
+        conns.iter().filter(|c| c.tx.send(cmd()).is_ok()).count()
+    }
+
     pub(crate) fn park(&self, job: Job) {
         if let Ok(mut p) = self.pending.lock() {
             // Bounded: a simulator with nobody to deliver to must not grow
@@ -291,6 +324,31 @@ impl SimCore {
             Ok(_) => {}
             Err(ConnCmd::Send(job)) => acct.park(job),
             Err(_) => {}
+        }
+    }
+}
+
+impl SimCore {
+    /// Like [`SimCore::dispatch`] for jobs that must stay together and in
+    /// order (the segments of one MO).
+    pub(crate) fn dispatch_batch(&self, jobs: Vec<Job>) {
+        let Some(first) = jobs.first() else { return };
+        if let Ok(guard) = self.sp_link.lock() {
+            if let Some(tx) = guard.as_ref() {
+                for job in jobs {
+                    let _ = tx.send(ConnCmd::Send(job));
+                }
+                return;
+            }
+        }
+        let Some(acct) = self.accounts.get(&**first.account()).cloned() else {
+            Counters::inc(&self.counters.reports_dropped);
+            return;
+        };
+        if let Err(back) = acct.route_all(jobs) {
+            for j in back {
+                acct.park(j);
+            }
         }
     }
 }
