@@ -46,6 +46,10 @@ impl<P: Protocol> Client<P> {
         Client { stream, framer: Framer::new(proto), buf: BytesMut::with_capacity(65536), seq: 0, reads: 0 }
     }
 
+    pub fn accepted(stream: TcpStream, proto: P) -> Self {
+        Client { stream, framer: Framer::new(proto), buf: BytesMut::with_capacity(65536), seq: 0, reads: 0 }
+    }
+
     pub async fn send(&mut self, seq: P::Seq, pdu: &P::Pdu) {
         let bytes = self.framer.to_bytes(seq, pdu).expect("encode");
         self.stream.write_all(&bytes).await.expect("write");
