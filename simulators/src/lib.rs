@@ -153,7 +153,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         ProtocolKind::Sgip => {
             let beh = Arc::new(sgip::SgipSim { node_id: cfg.sgip.node_id });
             if let (Some(sp), Some(login)) = (cfg.sgip.sp_addr, cfg.sgip.sp_login.clone()) {
-                tasks.push(tokio::spawn(server::sp_link(core.clone(), beh.clone(), sp, login)));
+                // Registered before anything can be dispatched.
+                let (link_tx, link_rx) = tokio::sync::mpsc::unbounded_channel();
+                if let Ok(mut g) = core.sp_link.lock() {
+                    *g = Some(link_tx);
+                }
+                tasks.push(tokio::spawn(server::sp_link(core.clone(), beh.clone(), sp, login, link_rx)));
             }
             tasks.push(tokio::spawn(server::serve(core.clone(), beh, listener)));
         }

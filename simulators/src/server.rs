@@ -65,11 +65,13 @@ pub(crate) async fn serve<B: Behavior>(core: Arc<SimCore>, beh: Arc<B>, listener
 /// SGIP: the SMG's own connection to the SP (Bind login type 2), carrying
 /// Report and Deliver. Connects when there is something to send, re-binds
 /// after a drop and resends what was not acknowledged.
-pub(crate) async fn sp_link<B: Behavior>(core: Arc<SimCore>, beh: Arc<B>, addr: SocketAddr, login: SpLogin) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    if let Ok(mut g) = core.sp_link.lock() {
-        *g = Some(tx);
-    }
+pub(crate) async fn sp_link<B: Behavior>(
+    core: Arc<SimCore>,
+    beh: Arc<B>,
+    addr: SocketAddr,
+    login: SpLogin,
+    mut rx: mpsc::UnboundedReceiver<ConnCmd>,
+) {
     let mut shutdown = core.shutdown.clone();
     let mut carry: VecDeque<Job> = VecDeque::new();
     let mut backoff = Duration::from_millis(100);
