@@ -2,3 +2,4 @@
 //! function that runs it; `main.rs` only dispatches.
 
 pub mod pdu;
+pub mod sim;
