@@ -17,18 +17,19 @@ echo "== tests"
 cargo test --workspace --all-targets --all-features
 
 echo "== fuzz (${FUZZ_SECONDS}s per protocol, sanitizers off so it runs on stable)"
-if command -v cargo-fuzz >/dev/null 2>&1; then
-  for target in cmpp smgp sgip; do
-    (cd codecs && cargo fuzz run -s none "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 2>&1 \
-      | grep -E 'Done [0-9]+ runs|ERROR|panicked|crash' || true)
-    # a crash makes cargo fuzz exit non-zero; re-check the artifact dir
-    if ls codecs/fuzz/artifacts/"$target"/crash-* >/dev/null 2>&1; then
-      echo "fuzz target $target found a crash:"; ls codecs/fuzz/artifacts/"$target"/
-      exit 1
-    fi
-  done
-else
-  echo "cargo-fuzz is not installed: install it with 'cargo install cargo-fuzz --locked' (.ci/run does)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "cargo-fuzz is not installed: run 'cargo install cargo-fuzz --locked' (.ci/run does)"
   exit 1
 fi
+python3 scripts/fuzz_seeds.py
+for target in cmpp smgp sgip; do
+  log=$(mktemp)
+  if ! (cd codecs && cargo fuzz run -s none "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024) >"$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "fuzz target $target failed (crash input under codecs/fuzz/artifacts/$target/)"
+    exit 1
+  fi
+  echo "fuzz $target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second\(s\)' "$log" | tail -n 1), 0 crashes"
+  rm -f "$log"
+done
 echo "== all tests passed"

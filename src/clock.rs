@@ -8,5 +8,11 @@ use smsgw_codecs::wire::Timestamp;
 /// with `TZ=Asia/Shanghai` when the host is on another zone.
 pub fn carrier_timestamp() -> Timestamp {
     let now = Local::now();
-    Timestamp::from_parts(now.month(), now.day(), now.hour(), now.minute(), now.second())
+    Timestamp::from_parts(
+        now.month(),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+    )
 }

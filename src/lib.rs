@@ -10,3 +10,4 @@ pub mod clock;
 pub mod protocol;
 
 pub use protocol::ProtocolKind;
+pub mod session;

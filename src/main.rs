@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use smsgw::cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "smsgw", version, about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2")]
+#[command(
+    name = "smsgw",
+    version,
+    about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +20,8 @@ struct Cli {
 enum Command {
     /// Decode and encode protocol PDUs (read a packet capture, craft traffic).
     Pdu(cli::pdu::PduArgs),
+    /// Load-test a carrier endpoint through the session layer.
+    Bench(cli::bench::BenchCli),
 }
 
 fn init_tracing() {
@@ -27,11 +33,18 @@ fn init_tracing() {
         .try_init();
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     init_tracing();
     let result = match args.command {
         Command::Pdu(a) => cli::pdu::run(a),
+        Command::Bench(a) => runtime().and_then(|rt| rt.block_on(cli::bench::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

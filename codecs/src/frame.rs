@@ -43,7 +43,7 @@ pub trait Protocol: Clone + Debug + Send + Sync + 'static {
 }
 
 /// A PDU and the sequence it travels under.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Packet<P: Protocol> {
     pub seq: P::Seq,
     pub pdu: P::Pdu,
@@ -55,8 +55,39 @@ impl<P: Protocol> Packet<P> {
     }
 }
 
+// Comparisons bound only the sequence and PDU types, not the protocol
+// value (a derive would demand `P: PartialEq`).
+impl<P: Protocol> PartialEq for Packet<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq && self.pdu == other.pdu
+    }
+}
+
+impl<P: Protocol> PartialEq for Inbound<P> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Inbound::Packet(a), Inbound::Packet(b)) => a == b,
+            (
+                Inbound::Malformed {
+                    command_id: c1,
+                    seq: s1,
+                    error: e1,
+                    frame: f1,
+                },
+                Inbound::Malformed {
+                    command_id: c2,
+                    seq: s2,
+                    error: e2,
+                    frame: f2,
+                },
+            ) => c1 == c2 && s1 == s2 && e1 == e2 && f1 == f2,
+            _ => false,
+        }
+    }
+}
+
 /// One item read off the wire.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Inbound<P: Protocol> {
     /// A well-formed PDU.
     Packet(Packet<P>),

@@ -11,6 +11,8 @@
 pub mod cmpp;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "json")]
+mod json;
 pub mod reassembly;
 pub mod sgip;
 pub mod smgp;

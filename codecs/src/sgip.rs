@@ -1176,7 +1176,7 @@ fn content_text(tp_udhi: u8, coding: DataCoding, content: &[u8]) -> String {
 #[cfg(feature = "json")]
 mod json {
     use super::*;
-    use crate::wire::HexFmt;
+    use crate::json::{coding, content, hex};
     use serde_json::{json, Map, Value};
 
     fn s<const N: usize>(v: &FixedStr<N>) -> Value {
@@ -1197,50 +1197,6 @@ mod json {
             "description": r.description(),
             "class": r.class().as_str(),
         })
-    }
-
-    fn coding(c: DataCoding) -> Value {
-        json!({ "value": c.0, "name": c.name() })
-    }
-
-    fn content(tp_udhi: u8, c: DataCoding, bytes: &[u8]) -> Value {
-        let mut m = Map::new();
-        m.insert("length".into(), json!(bytes.len()));
-        m.insert("hex".into(), json!(HexFmt(bytes).to_string()));
-        let mut start = 0;
-        if udh::udhi_set(tp_udhi) {
-            match udh::parse(bytes) {
-                Ok(u) => {
-                    start = u.header_len;
-                    let concat = u.concat.map(|c| {
-                        json!({
-                            "reference": c.reference.value(),
-                            "reference_bits": match c.reference {
-                                udh::ConcatRef::Eight(_) => 8,
-                                udh::ConcatRef::Sixteen(_) => 16,
-                            },
-                            "total": c.total,
-                            "seq": c.seq,
-                        })
-                    });
-                    m.insert(
-                        "udh".into(),
-                        json!({
-                            "hex": HexFmt(&bytes[..u.header_len]).to_string(),
-                            "concat": concat,
-                        }),
-                    );
-                }
-                Err(e) => {
-                    m.insert("udh_error".into(), json!(e.to_string()));
-                }
-            }
-        }
-        m.insert(
-            "text".into(),
-            json!(crate::text::decode(&bytes[start..], c)),
-        );
-        Value::Object(m)
     }
 
     fn resp(r: &Resp) -> Map<String, Value> {
@@ -1304,7 +1260,11 @@ mod json {
                     m.insert("message_length".into(), json!(v.message_content.len()));
                     m.insert(
                         "message_content".into(),
-                        content(v.tp_udhi, v.message_coding, &v.message_content),
+                        content(
+                            udh::udhi_set(v.tp_udhi),
+                            v.message_coding,
+                            &v.message_content,
+                        ),
                     );
                     m.insert("reserve".into(), s(&v.reserve));
                     m
@@ -1319,7 +1279,11 @@ mod json {
                     m.insert("message_length".into(), json!(v.message_content.len()));
                     m.insert(
                         "message_content".into(),
-                        content(v.tp_udhi, v.message_coding, &v.message_content),
+                        content(
+                            udh::udhi_set(v.tp_udhi),
+                            v.message_coding,
+                            &v.message_content,
+                        ),
                     );
                     m.insert("reserve".into(), s(&v.reserve));
                     m
@@ -1382,7 +1346,7 @@ mod json {
                 }
                 Pdu::Unknown { body, .. } => {
                     let mut m = Map::new();
-                    m.insert("body_hex".into(), json!(HexFmt(body).to_string()));
+                    m.insert("body_hex".into(), json!(hex(body)));
                     m
                 }
             };

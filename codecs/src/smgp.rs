@@ -1835,11 +1835,8 @@ impl Protocol for Smgp {
 #[cfg(feature = "json")]
 mod json {
     use super::*;
+    use crate::json::{coding, content, hex};
     use serde_json::{json, Map, Value};
-
-    fn hex(b: &[u8]) -> String {
-        HexFmt(b).to_string()
-    }
 
     fn s<const N: usize>(v: &FixedStr<N>) -> Value {
         Value::String(v.to_str_lossy().into_owned())
@@ -1884,47 +1881,6 @@ mod json {
                 })
                 .collect(),
         )
-    }
-
-    fn content(udhi: bool, coding: DataCoding, b: &[u8]) -> Value {
-        let mut m = Map::new();
-        m.insert("hex".into(), json!(hex(b)));
-        m.insert("length".into(), json!(b.len()));
-        let mut text_from = 0;
-        if udhi {
-            match udh::parse(b) {
-                Ok(u) => {
-                    text_from = u.header_len;
-                    let concat = u.concat.map(|c| {
-                        json!({
-                            "reference": c.reference.value(),
-                            "reference_bits": match c.reference {
-                                udh::ConcatRef::Eight(_) => 8,
-                                udh::ConcatRef::Sixteen(_) => 16,
-                            },
-                            "total": c.total,
-                            "seq": c.seq,
-                        })
-                    });
-                    m.insert(
-                        "udh".into(),
-                        json!({ "hex": hex(&b[..u.header_len]), "concat": concat }),
-                    );
-                }
-                Err(e) => {
-                    m.insert("udh_error".into(), json!(e.to_string()));
-                }
-            }
-        }
-        m.insert(
-            "text".into(),
-            json!(crate::text::decode(&b[text_from..], coding)),
-        );
-        Value::Object(m)
-    }
-
-    fn coding(c: DataCoding) -> Value {
-        json!({ "value": c.0, "name": c.name() })
     }
 
     pub(super) fn report(r: &Report) -> Value {

@@ -157,7 +157,12 @@ pub fn parse_hex(input: &str) -> Result<Vec<u8>> {
 }
 
 /// Decodes every PDU in `bytes`, writing one JSON line each.
-pub fn decode(kind: ProtocolKind, bytes: &[u8], max_len: usize, out: &mut dyn Write) -> Result<usize> {
+pub fn decode(
+    kind: ProtocolKind,
+    bytes: &[u8],
+    max_len: usize,
+    out: &mut dyn Write,
+) -> Result<usize> {
     match kind {
         ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => {
             let version = if kind == ProtocolKind::Cmpp2 {
@@ -166,11 +171,15 @@ pub fn decode(kind: ProtocolKind, bytes: &[u8], max_len: usize, out: &mut dyn Wr
                 cmpp::Version::V30
             };
             let framer = Framer::new(cmpp::Cmpp { version }).with_max_len(max_len);
-            decode_all(kind, &framer, bytes, out, |seq, pdu| (json!(seq), pdu.to_json()))
+            decode_all(kind, &framer, bytes, out, |seq, pdu| {
+                (json!(seq), pdu.to_json())
+            })
         }
         ProtocolKind::Smgp => {
             let framer = Framer::new(smgp::Smgp).with_max_len(max_len);
-            decode_all(kind, &framer, bytes, out, |seq, pdu| (json!(seq), pdu.to_json()))
+            decode_all(kind, &framer, bytes, out, |seq, pdu| {
+                (json!(seq), pdu.to_json())
+            })
         }
         ProtocolKind::Sgip => {
             let framer = Framer::new(sgip::Sgip).with_max_len(max_len);
@@ -231,8 +240,11 @@ fn decode_all<P: Protocol>(
                     "{kind}: offset {offset}: truncated PDU: Total_Length declares {declared} bytes, {have} present"
                 );
             }
-            Err(e @ (FrameError::FrameTooShort { .. } | FrameError::FrameTooLarge { .. })) => {
-                bail!("{kind}: offset {offset}: Total_Length: {e}");
+            Err(FrameError::FrameTooShort { len, min, .. }) => {
+                bail!("{kind}: offset {offset}: Total_Length: declared length {len} is below the {min}-byte header");
+            }
+            Err(FrameError::FrameTooLarge { len, max, .. }) => {
+                bail!("{kind}: offset {offset}: Total_Length: declared length {len} exceeds the maximum of {max} bytes (--max-len)");
             }
             Err(e) => bail!("{kind}: offset {offset}: {e}"),
         }
@@ -248,7 +260,9 @@ pub fn encode_submit(kind: ProtocolKind, f: &SubmitFields) -> Result<Vec<Vec<u8>
     let reference = if f.ref16 {
         ConcatRef::Sixteen(f.reference)
     } else {
-        ConcatRef::Eight(u8::try_from(f.reference).context("--ref must be 0..=255 without --ref16")?)
+        ConcatRef::Eight(
+            u8::try_from(f.reference).context("--ref must be 0..=255 without --ref16")?,
+        )
     };
     let family = match kind {
         ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => text::Family::Cmpp,
@@ -265,16 +279,22 @@ pub fn encode_submit(kind: ProtocolKind, f: &SubmitFields) -> Result<Vec<Vec<u8>
                 cmpp::Version::V30
             };
             let framer = Framer::new(cmpp::Cmpp { version });
-            let mut t = cmpp::Submit::for_version(version);
-            t.registered_delivery = u8::from(f.report);
-            t.service_id = FixedStr::new(f.service_id.as_bytes())?;
-            t.msg_src = FixedStr::new(f.sp_id.as_bytes())?;
-            t.src_id = FixedStr::new(f.src.as_bytes())?;
-            t.msg_fmt = f.coding;
-            t.dest_terminal_ids = recipients(&f.to)?;
+            let t = cmpp::Submit {
+                registered_delivery: u8::from(f.report),
+                service_id: FixedStr::new(f.service_id.as_bytes())?,
+                msg_src: FixedStr::new(f.sp_id.as_bytes())?,
+                src_id: FixedStr::new(f.src.as_bytes())?,
+                msg_fmt: f.coding,
+                dest_terminal_ids: recipients(&f.to)?,
+                ..Default::default()
+            };
             for (i, s) in cmpp::submits_for(&t, &segments).iter().enumerate() {
                 let pdu = cmpp::Pdu::Submit(s.clone());
-                frames.push(framer.to_bytes(f.seq.wrapping_add(i as u32), &pdu)?.to_vec());
+                frames.push(
+                    framer
+                        .to_bytes(f.seq.wrapping_add(i as u32), &pdu)?
+                        .to_vec(),
+                );
             }
         }
         ProtocolKind::Smgp => {
@@ -289,7 +309,11 @@ pub fn encode_submit(kind: ProtocolKind, f: &SubmitFields) -> Result<Vec<Vec<u8>
             };
             for (i, s) in smgp::submits_for(&t, &segments).into_iter().enumerate() {
                 let pdu = smgp::Pdu::Submit(s);
-                frames.push(framer.to_bytes(f.seq.wrapping_add(i as u32), &pdu)?.to_vec());
+                frames.push(
+                    framer
+                        .to_bytes(f.seq.wrapping_add(i as u32), &pdu)?
+                        .to_vec(),
+                );
             }
         }
         ProtocolKind::Sgip => {
@@ -323,6 +347,8 @@ fn recipients<const N: usize, A: smallvec::Array<Item = FixedStr<N>>>(
     to: &[String],
 ) -> Result<smallvec::SmallVec<A>> {
     to.iter()
-        .map(|n| FixedStr::new(n.as_bytes()).with_context(|| format!("recipient {n:?} is too long")))
+        .map(|n| {
+            FixedStr::new(n.as_bytes()).with_context(|| format!("recipient {n:?} is too long"))
+        })
         .collect()
 }

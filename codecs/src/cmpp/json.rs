@@ -3,11 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::wire::HexFmt;
-
-fn hex(b: &[u8]) -> String {
-    HexFmt(b).to_string()
-}
+use crate::json::{coding, content, hex};
 
 fn fixed<const N: usize>(s: &FixedStr<N>) -> Value {
     Value::String(s.to_str_lossy().into_owned())
@@ -27,47 +23,8 @@ fn msg_id(id: MsgId) -> Value {
     })
 }
 
-fn coding(c: DataCoding) -> Value {
-    json!({ "value": c.0, "name": c.name() })
-}
-
 fn opt<T: Into<Value>>(v: Option<T>) -> Value {
     v.map_or(Value::Null, Into::into)
-}
-
-/// Msg_Content of an SM: raw hex, UDH (when TP_udhi is set) and text.
-fn content(tp_udhi: u8, fmt: DataCoding, content: &[u8]) -> Value {
-    let mut m = Map::new();
-    m.insert("length".into(), content.len().into());
-    m.insert("hex".into(), hex(content).into());
-    let mut text_bytes = content;
-    if udh::udhi_set(tp_udhi) {
-        match udh::parse(content) {
-            Ok(h) => {
-                let concat = h.concat.map_or(Value::Null, |c| {
-                    json!({
-                        "reference": c.reference.value(),
-                        "reference_bits": match c.reference {
-                            udh::ConcatRef::Eight(_) => 8,
-                            udh::ConcatRef::Sixteen(_) => 16,
-                        },
-                        "total": c.total,
-                        "seq": c.seq,
-                    })
-                });
-                m.insert(
-                    "udh".into(),
-                    json!({ "length": h.header_len, "hex": hex(&content[..h.header_len]), "concat": concat }),
-                );
-                text_bytes = &content[h.header_len..];
-            }
-            Err(e) => {
-                m.insert("udh_error".into(), e.to_string().into());
-            }
-        }
-    }
-    m.insert("text".into(), crate::text::decode(text_bytes, fmt).into());
-    Value::Object(m)
 }
 
 fn report(r: &Report) -> Value {
@@ -130,7 +87,7 @@ impl Pdu {
                 "Dest_terminal_Id": p.dest_terminal_ids.iter().map(fixed).collect::<Vec<_>>(),
                 "Dest_terminal_type": opt(p.dest_terminal_type),
                 "Msg_Length": p.msg_content.len(),
-                "Msg_Content": content(p.tp_udhi, p.msg_fmt, &p.msg_content),
+                "Msg_Content": content(udh::udhi_set(p.tp_udhi), p.msg_fmt, &p.msg_content),
                 "Reserve": p.reserve.as_ref().map_or(Value::Null, fixed),
                 "LinkID": p.link_id.as_ref().map_or(Value::Null, fixed),
             }),
@@ -151,7 +108,7 @@ impl Pdu {
                         }
                     }
                 } else {
-                    content(p.tp_udhi, p.msg_fmt, &p.msg_content)
+                    content(udh::udhi_set(p.tp_udhi), p.msg_fmt, &p.msg_content)
                 };
                 json!({
                     "Msg_Id": msg_id(p.msg_id),
