@@ -392,6 +392,15 @@ response_delay = { min = "1ms", max = "5ms" }
     }
 
     #[test]
+    fn example_file_parses() {
+        let text = include_str!("../sim.example.toml");
+        let cfg = SimConfig::parse(text).unwrap();
+        assert_eq!(cfg.protocol, ProtocolKind::Cmpp3);
+        assert_eq!(cfg.accounts[0].tps, Some(500));
+        assert_eq!(cfg.reports.outcomes.len(), 4);
+    }
+
+    #[test]
     fn reject_unknown_fields() {
         let e = SimConfig::parse("protocol = \"smgp\"\nlisten = \"127.0.0.1:0\"\nbogus = 1\n");
         assert!(matches!(e, Err(ConfigError::Parse(_))));

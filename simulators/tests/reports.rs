@@ -197,3 +197,63 @@ async fn sgip_thousand_submits_reports_arrive_on_sp_listener() {
     assert_eq!(st.totals.sp_link_connects, 1);
     assert_eq!(st.totals.reports_acknowledged, N as u64);
 }
+
+#[tokio::test]
+async fn cmpp_long_message_one_id_and_report_per_segment() {
+    let s = sim(config(ProtocolKind::Cmpp3)).await;
+    let mut c = cmpp_login(s.addr(), cmpp::Version::V30).await;
+    let cmpp::Pdu::Submit(template) = cmpp_submit(cmpp::Version::V30, "13800138000", "x", true) else { unreachable!() };
+    let text: String = std::iter::repeat("长").take(150).collect();
+    let segs = cmpp::submits_for_text(
+        &template,
+        &text,
+        smsgw_codecs::text::DataCoding::UCS2,
+        smsgw_codecs::udh::ConcatRef::Eight(0x2a),
+    )
+    .unwrap();
+    assert_eq!(segs.len(), 3);
+    for (i, seg) in segs.into_iter().enumerate() {
+        c.send(50 + i as u32, &cmpp::Pdu::Submit(seg)).await;
+    }
+    let mut ids = HashSet::new();
+    let mut reports = HashSet::new();
+    while ids.len() < 3 || reports.len() < 3 {
+        let p = c.packet().await;
+        match p.pdu {
+            cmpp::Pdu::SubmitResp(r) => assert!(ids.insert(r.msg_id)),
+            cmpp::Pdu::Deliver(d) => {
+                assert!(reports.insert(d.report(cmpp::Version::V30).unwrap().unwrap().msg_id));
+                c.send(p.seq, &cmpp::Pdu::DeliverResp(cmpp::DeliverResp { msg_id: d.msg_id, result: cmpp::SubmitResult::OK })).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ids, reports);
+    let rx = s.received();
+    assert_eq!(rx.iter().map(|m| (m.pk_total, m.pk_number)).collect::<Vec<_>>(), vec![(3, 1), (3, 2), (3, 3)]);
+    assert_eq!(rx.iter().map(|m| m.text.as_str()).collect::<String>(), text);
+}
+
+#[tokio::test]
+async fn cmpp_mass_submit_reports_per_recipient_with_id_range() {
+    let s = sim(config(ProtocolKind::Cmpp3)).await;
+    let mut c = cmpp_login(s.addr(), cmpp::Version::V30).await;
+    let cmpp::Pdu::Submit(mut sub) = cmpp_submit(cmpp::Version::V30, "13800000001", "mass", true) else { unreachable!() };
+    sub.dest_terminal_ids.push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000002"));
+    sub.dest_terminal_ids.push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000003"));
+    c.send(7, &cmpp::Pdu::Submit(sub)).await;
+    let first = match c.packet().await.pdu {
+        cmpp::Pdu::SubmitResp(r) => r.msg_id,
+        other => panic!("{other:?}"),
+    };
+    let mut got = HashMap::new();
+    for _ in 0..3 {
+        let p = c.packet().await;
+        let cmpp::Pdu::Deliver(d) = p.pdu else { panic!() };
+        let r = d.report(cmpp::Version::V30).unwrap().unwrap();
+        got.insert(r.msg_id, r.dest_terminal_id.to_str_lossy().into_owned());
+    }
+    for (i, dest) in ["13800000001", "13800000002", "13800000003"].iter().enumerate() {
+        assert_eq!(got[&first.nth(i as u16)], *dest);
+    }
+}
