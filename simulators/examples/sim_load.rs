@@ -35,7 +35,12 @@ async fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--reports" => reports = true,
-            "--window" => window = args.next().and_then(|v| v.parse().ok()).expect("--window N"),
+            "--window" => {
+                window = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--window N")
+            }
             "--addr" => addr = args.next().and_then(|v| v.parse().ok()),
             "--ring" => ring = args.next().and_then(|v| v.parse().ok()).expect("--ring N"),
             other => n = other.parse().expect("N"),
@@ -60,8 +65,12 @@ async fn main() {
     let framer = Framer::new(Cmpp::V30);
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).unwrap();
-    let connect = cmpp::Connect::new("901234", b"secret", Version::V30, Timestamp(1204150730)).unwrap();
-    stream.write_all(&framer.to_bytes(1, &cmpp::Pdu::Connect(connect)).unwrap()).await.unwrap();
+    let connect =
+        cmpp::Connect::new("901234", b"secret", Version::V30, Timestamp(1204150730)).unwrap();
+    stream
+        .write_all(&framer.to_bytes(1, &cmpp::Pdu::Connect(connect)).unwrap())
+        .await
+        .unwrap();
     let mut buf = BytesMut::with_capacity(1 << 20);
     loop {
         stream.read_buf(&mut buf).await.unwrap();
@@ -82,7 +91,8 @@ async fn main() {
         msg_content: bytes::Bytes::from_static(b"load test message"),
         ..Default::default()
     };
-    s.dest_terminal_ids.push(FixedStr::from_padded(b"13800138000"));
+    s.dest_terminal_ids
+        .push(FixedStr::from_padded(b"13800138000"));
     s.normalize(Version::V30);
     let template = framer.to_bytes(0, &cmpp::Pdu::Submit(s)).unwrap();
 

@@ -18,7 +18,10 @@ async fn main() {
     let protocol: ProtocolKind = args[0].parse().expect("protocol");
     let account: AccountConfig = args[2].parse().expect("ID:SECRET");
     let mut cfg = SimConfig::new(protocol, args[1].parse().expect("HOST:PORT")).account(account);
-    cfg.reports.delay = args.get(3).map(|d| parse_duration(d).expect("duration")).unwrap_or(Duration::from_millis(100));
+    cfg.reports.delay = args
+        .get(3)
+        .map(|d| parse_duration(d).expect("duration"))
+        .unwrap_or(Duration::from_millis(100));
     cfg.seed = Some(1);
     let sim = smsgw_simulators::start(cfg).await.expect("start");
     eprintln!("{} simulator on {}", protocol, sim.addr());

@@ -72,7 +72,9 @@ impl MsgId {
     pub fn smgp(c: &Civil, gateway: u32, seq: u32) -> MsgId {
         let mut b = [0u8; 10];
         b[0..3].copy_from_slice(&bcd3(gateway % 1_000_000));
-        b[3..7].copy_from_slice(&bcd4(c.month * 1_000_000 + c.day * 10_000 + c.hour * 100 + c.minute));
+        b[3..7].copy_from_slice(&bcd4(
+            c.month * 1_000_000 + c.day * 10_000 + c.hour * 100 + c.minute,
+        ));
         b[7..10].copy_from_slice(&bcd3(seq % 1_000_000));
         MsgId::Smgp(b)
     }
@@ -89,12 +91,12 @@ impl MsgId {
 }
 
 fn bcd3(v: u32) -> [u8; 3] {
-    let d = |n: u32| ((n / 10 % 10) << 4 | n % 10) as u8;
+    let d = |n: u32| (((n / 10 % 10) << 4) | (n % 10)) as u8;
     [d(v / 10_000), d(v / 100), d(v)]
 }
 
 fn bcd4(v: u32) -> [u8; 4] {
-    let d = |n: u32| ((n / 10 % 10) << 4 | n % 10) as u8;
+    let d = |n: u32| (((n / 10 % 10) << 4) | (n % 10)) as u8;
     [d(v / 1_000_000), d(v / 10_000), d(v / 100), d(v)]
 }
 

@@ -48,7 +48,11 @@ impl Civil {
 
     /// `MMDDhhmmss` as the decimal number the headers carry.
     pub fn mmddhhmmss(&self) -> u32 {
-        self.month * 100_000_000 + self.day * 1_000_000 + self.hour * 10_000 + self.minute * 100 + self.second
+        self.month * 100_000_000
+            + self.day * 1_000_000
+            + self.hour * 10_000
+            + self.minute * 100
+            + self.second
     }
 
     /// `YYMMDDhhmm` (CMPP report Submit_time / Done_time, SMGP report dates).
@@ -97,7 +101,10 @@ mod tests {
     fn civil_from_unix() {
         // 2026-12-04 15:07:30 UTC
         let c = Civil::from_unix(1_796_396_850);
-        assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (2026, 12, 4, 15, 7, 30));
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (2026, 12, 4, 15, 7, 30)
+        );
         assert_eq!(c.mmddhhmmss(), 1204150730);
         assert_eq!(&c.yymmddhhmm(), b"2612041507");
         assert_eq!(&c.yyyymmddhhmmss(), b"20261204150730");

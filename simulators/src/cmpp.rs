@@ -3,8 +3,8 @@
 //! accepts 0x3x); a CONNECT asking for the other is refused with status 4.
 
 use smsgw_codecs::cmpp::{
-    self, ActiveTestResp, CancelResp, Cmpp, CommandId, Connect, ConnectResp, ConnectStatus, Deliver, Pdu, QueryResp,
-    Report, SubmitResp, SubmitResult, Version,
+    self, ActiveTestResp, CancelResp, Cmpp, CommandId, Connect, ConnectResp, ConnectStatus,
+    Deliver, Pdu, QueryResp, Report, SubmitResp, SubmitResult, Version,
 };
 use smsgw_codecs::text::DataCoding;
 use smsgw_codecs::udh::udhi_set;
@@ -12,7 +12,8 @@ use smsgw_codecs::wire::FixedStr;
 use smsgw_codecs::DecodeError;
 
 use crate::behavior::{
-    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo, SubmitStatus, Terminal,
+    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo,
+    SubmitStatus, Terminal,
 };
 use crate::clock::Civil;
 
@@ -60,7 +61,10 @@ impl Behavior for CmppSim {
         let Some(account) = accounts.get(&id) else {
             return LoginAttempt::Refused {
                 refusal: Refusal::UnknownAccount,
-                ctx: CmppLoginCtx { connect: *connect, secret: None },
+                ctx: CmppLoginCtx {
+                    connect: *connect,
+                    secret: None,
+                },
                 account: None,
             };
         };
@@ -76,8 +80,16 @@ impl Behavior for CmppSim {
             None
         };
         match refusal {
-            Some(refusal) => LoginAttempt::Refused { refusal, ctx, account: Some(account) },
-            None => LoginAttempt::Accepted { account, ctx, can_receive: true },
+            Some(refusal) => LoginAttempt::Refused {
+                refusal,
+                ctx,
+                account: Some(account),
+            },
+            None => LoginAttempt::Accepted {
+                account,
+                ctx,
+                can_receive: true,
+            },
         }
     }
 
@@ -161,7 +173,10 @@ impl Behavior for CmppSim {
             SubmitStatus::Throttled => SubmitResult::FLOW_CONTROL,
             SubmitStatus::Code(c) => SubmitResult(c),
         };
-        Pdu::SubmitResp(SubmitResp { msg_id: to_id(id), result })
+        Pdu::SubmitResp(SubmitResp {
+            msg_id: to_id(id),
+            result,
+        })
     }
 
     fn malformed_resp(&self, command_id: u32, _error: &DecodeError) -> Option<Pdu> {

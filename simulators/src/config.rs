@@ -104,7 +104,9 @@ impl FromStr for AccountConfig {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             Some((id, secret)) if !id.is_empty() => Ok(AccountConfig::new(id, secret)),
-            _ => Err(ConfigError::Invalid(format!("account {s:?} is not ID:SECRET"))),
+            _ => Err(ConfigError::Invalid(format!(
+                "account {s:?} is not ID:SECRET"
+            ))),
         }
     }
 }
@@ -126,7 +128,9 @@ impl FromStr for SpLogin {
                 name: name.into(),
                 password: password.into(),
             }),
-            None => Err(ConfigError::Invalid(format!("sp login {s:?} is not NAME:PASSWORD"))),
+            None => Err(ConfigError::Invalid(format!(
+                "sp login {s:?} is not NAME:PASSWORD"
+            ))),
         }
     }
 }
@@ -307,10 +311,16 @@ impl SimConfig {
                 return Err(ConfigError::Invalid("account id is empty".into()));
             }
             if !seen.insert(&a.id) {
-                return Err(ConfigError::Invalid(format!("account {} listed twice", a.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "account {} listed twice",
+                    a.id
+                )));
             }
             if a.max_connections == 0 {
-                return Err(ConfigError::Invalid(format!("account {}: max_connections is 0", a.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "account {}: max_connections is 0",
+                    a.id
+                )));
             }
             let max_id = match self.protocol {
                 ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => 6,
@@ -325,14 +335,20 @@ impl SimConfig {
             }
         }
         if self.reports.outcomes.is_empty() || self.reports.outcomes.values().all(|w| *w <= 0.0) {
-            return Err(ConfigError::Invalid("reports.outcomes has no positive weight".into()));
+            return Err(ConfigError::Invalid(
+                "reports.outcomes has no positive weight".into(),
+            ));
         }
         for (k, w) in &self.reports.outcomes {
             if crate::behavior::Outcome::from_stat(k).is_none() {
-                return Err(ConfigError::Invalid(format!("reports.outcomes: unknown stat {k:?}")));
+                return Err(ConfigError::Invalid(format!(
+                    "reports.outcomes: unknown stat {k:?}"
+                )));
             }
             if !w.is_finite() || *w < 0.0 {
-                return Err(ConfigError::Invalid(format!("reports.outcomes.{k}: bad weight {w}")));
+                return Err(ConfigError::Invalid(format!(
+                    "reports.outcomes.{k}: bad weight {w}"
+                )));
             }
         }
         if self.reports.max_attempts == 0 {
@@ -341,8 +357,13 @@ impl SimConfig {
         if self.gateway_code > 0x3F_FFFF {
             return Err(ConfigError::Invalid("gateway_code exceeds 22 bits".into()));
         }
-        if self.protocol == ProtocolKind::Sgip && self.sgip.sp_addr.is_some() && self.sgip.sp_login.is_none() {
-            return Err(ConfigError::Invalid("sgip.sp_addr needs sgip.sp_login".into()));
+        if self.protocol == ProtocolKind::Sgip
+            && self.sgip.sp_addr.is_some()
+            && self.sgip.sp_login.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "sgip.sp_addr needs sgip.sp_login".into(),
+            ));
         }
         self.faults.validate().map_err(ConfigError::Invalid)?;
         Ok(())

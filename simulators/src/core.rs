@@ -69,7 +69,11 @@ impl AccountRt {
         if conns.len() >= self.cfg.max_connections {
             return false;
         }
-        conns.push(ConnEntry { id, tx, can_receive });
+        conns.push(ConnEntry {
+            id,
+            tx,
+            can_receive,
+        });
         Counters::inc(&self.stats.connections_open);
         true
     }
@@ -91,7 +95,14 @@ impl AccountRt {
     /// Sends a command to a receiving connection other than `exclude`
     /// (round robin); falls back to `exclude` itself when `allow_self`.
     /// Gives the command back when no connection took it.
-    pub(crate) fn route(&self, cmd: ConnCmd, exclude: Option<u64>, allow_self: bool) -> Result<u64, ConnCmd> {
+    // The command comes back by value on failure so it can be parked.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn route(
+        &self,
+        cmd: ConnCmd,
+        exclude: Option<u64>,
+        allow_self: bool,
+    ) -> Result<u64, ConnCmd> {
         let Ok(conns) = self.conns.lock() else {
             return Err(cmd);
         };
@@ -172,7 +183,10 @@ impl AccountRt {
     }
 
     pub(crate) fn take_pending(&self) -> VecDeque<Job> {
-        self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
     }
 
     /// Counts one submit against the TPS limit; false when over it.
@@ -191,7 +205,12 @@ impl AccountRt {
             } else {
                 (window & 0xFFFF_FFFF) << 32 | 1
             };
-            match self.throttle.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.throttle.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }

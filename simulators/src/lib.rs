@@ -39,7 +39,8 @@ use tokio::task::JoinHandle;
 
 pub use crate::behavior::{MsgId, Outcome};
 pub use crate::config::{
-    AccountConfig, ConfigError, HeartbeatConfig, ProtocolKind, ReportConfig, SgipConfig, SimConfig, SpLogin,
+    AccountConfig, ConfigError, HeartbeatConfig, ProtocolKind, ReportConfig, SgipConfig, SimConfig,
+    SpLogin,
 };
 pub use crate::core::SimCore;
 pub use crate::faults::{CorruptKind, DelayRange, ErrorInjection, Faults, FragmentWrites};
@@ -130,10 +131,20 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| SimError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.listen, source })?;
+        .map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let admin_listener = match config.admin {
-        Some(a) => Some(TcpListener::bind(a).await.map_err(|source| SimError::Bind { addr: a, source })?),
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|source| SimError::Bind { addr: a, source })?,
+        ),
         None => None,
     };
     let (tx, rx) = watch::channel(false);
@@ -142,23 +153,40 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let mut tasks = Vec::new();
     match cfg.protocol {
         ProtocolKind::Cmpp2 | ProtocolKind::Cmpp3 => {
-            let version = if cfg.protocol == ProtocolKind::Cmpp2 { Version::V20 } else { Version::V30 };
-            let beh = Arc::new(cmpp::CmppSim { version, gateway_code: cfg.gateway_code });
+            let version = if cfg.protocol == ProtocolKind::Cmpp2 {
+                Version::V20
+            } else {
+                Version::V30
+            };
+            let beh = Arc::new(cmpp::CmppSim {
+                version,
+                gateway_code: cfg.gateway_code,
+            });
             tasks.push(tokio::spawn(server::serve(core.clone(), beh, listener)));
         }
         ProtocolKind::Smgp => {
-            let beh = Arc::new(smgp::SmgpSim { gateway_code: cfg.gateway_code });
+            let beh = Arc::new(smgp::SmgpSim {
+                gateway_code: cfg.gateway_code,
+            });
             tasks.push(tokio::spawn(server::serve(core.clone(), beh, listener)));
         }
         ProtocolKind::Sgip => {
-            let beh = Arc::new(sgip::SgipSim { node_id: cfg.sgip.node_id });
+            let beh = Arc::new(sgip::SgipSim {
+                node_id: cfg.sgip.node_id,
+            });
             if let (Some(sp), Some(login)) = (cfg.sgip.sp_addr, cfg.sgip.sp_login.clone()) {
                 // Registered before anything can be dispatched.
                 let (link_tx, link_rx) = tokio::sync::mpsc::unbounded_channel();
                 if let Ok(mut g) = core.sp_link.lock() {
                     *g = Some(link_tx);
                 }
-                tasks.push(tokio::spawn(server::sp_link(core.clone(), beh.clone(), sp, login, link_rx)));
+                tasks.push(tokio::spawn(server::sp_link(
+                    core.clone(),
+                    beh.clone(),
+                    sp,
+                    login,
+                    link_rx,
+                )));
             }
             tasks.push(tokio::spawn(server::serve(core.clone(), beh, listener)));
         }
@@ -169,7 +197,13 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         tasks.push(tokio::spawn(admin::serve(core.clone(), l)));
     }
     tracing::info!(protocol = %cfg.protocol, %addr, admin = ?admin_addr, seed = core.seed, "simulator started");
-    Ok(SimHandle { core, addr, admin_addr, shutdown: tx, tasks })
+    Ok(SimHandle {
+        core,
+        addr,
+        admin_addr,
+        shutdown: tx,
+        tasks,
+    })
 }
 
 impl SimHandle {
@@ -244,7 +278,12 @@ impl Drop for SimHandle {
 pub(crate) fn inject_mo(core: &SimCore, req: MoRequest) -> Result<usize, SimError> {
     let account = match (&req.account, core.config.protocol) {
         (Some(a), _) => a.clone(),
-        (None, ProtocolKind::Sgip) => core.config.accounts.first().map(|a| a.id.clone()).unwrap_or_default(),
+        (None, ProtocolKind::Sgip) => core
+            .config
+            .accounts
+            .first()
+            .map(|a| a.id.clone())
+            .unwrap_or_default(),
         (None, _) => return Err(SimError::Invalid("account is required".into())),
     };
     if core.config.protocol != ProtocolKind::Sgip && !core.accounts.contains_key(&account) {
@@ -255,8 +294,11 @@ pub(crate) fn inject_mo(core: &SimCore, req: MoRequest) -> Result<usize, SimErro
         ProtocolKind::Smgp => Family::Smgp,
         ProtocolKind::Sgip => Family::Sgip,
     };
-    let reference = core.mo_ref.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u8;
-    let segs = text::segment(&req.text, req.coding, family, reference).map_err(SimError::Invalid)?;
+    let reference = core
+        .mo_ref
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u8;
+    let segs =
+        text::segment(&req.text, req.coding, family, reference).map_err(SimError::Invalid)?;
     let src = FixedStr::new(req.src.as_bytes()).map_err(|e| SimError::Invalid(e.to_string()))?;
     let dest = FixedStr::new(req.dest.as_bytes()).map_err(|e| SimError::Invalid(e.to_string()))?;
     let service_id = FixedStr::new(req.service_id.as_deref().unwrap_or("").as_bytes())

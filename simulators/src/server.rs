@@ -93,7 +93,10 @@ pub(crate) async fn sp_link<B: Behavior>(
         match connect {
             Ok(stream) => {
                 Counters::inc(&core.counters.sp_link_connects);
-                let id = core.conn_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let id = core
+                    .conn_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
                 let conn = Conn::new(
                     core.clone(),
                     beh.clone(),
@@ -324,7 +327,10 @@ impl<B: Behavior> Conn<B> {
         let _ = stream.shutdown().await;
         let reason = self.closing.unwrap_or("closed");
         info!(account = self.account_name(), peer = %self.peer, reason, "connection closed");
-        self.core.counters.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.core
+            .counters
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(acct) = &self.account {
             acct.unregister(self.id);
         }
@@ -380,7 +386,8 @@ impl<B: Behavior> Conn<B> {
                 Counters::inc(&self.core.counters.faults_fragmented_writes);
                 let mut at = 0;
                 while at < self.out.len() {
-                    let n = (1 + self.rng.below(frag.max_chunk as u64) as usize).min(self.out.len() - at);
+                    let n = (1 + self.rng.below(frag.max_chunk as u64) as usize)
+                        .min(self.out.len() - at);
                     stream.write_all(&self.out[at..at + n]).await?;
                     at += n;
                     tokio::task::yield_now().await;
@@ -413,7 +420,11 @@ impl<B: Behavior> Conn<B> {
                 self.out.put_slice(&[0x01, 0x02, 0x03]);
             }
         }
-        info!(account = self.account_name(), ?kind, "corrupt frame written on demand");
+        info!(
+            account = self.account_name(),
+            ?kind,
+            "corrupt frame written on demand"
+        );
     }
 
     fn on_bytes(&mut self, inbuf: &mut BytesMut) {
@@ -437,7 +448,12 @@ impl<B: Behavior> Conn<B> {
         trace!(target: "smsgw::wire", bytes = %HexFmt(&frame), "rx");
         match self.framer.decode_frame(frame.freeze()) {
             Inbound::Packet(pkt) => self.on_packet(pkt),
-            Inbound::Malformed { command_id, seq, error, frame } => {
+            Inbound::Malformed {
+                command_id,
+                seq,
+                error,
+                frame,
+            } => {
                 Counters::inc(&self.core.counters.malformed);
                 debug!(
                     account = self.account_name(),
@@ -498,10 +514,18 @@ impl<B: Behavior> Conn<B> {
                 info!(peer = %self.peer, "pdu before login, closing");
                 self.closing = Some("pdu before login");
             }
-            LoginAttempt::Refused { refusal, ctx, account } => {
+            LoginAttempt::Refused {
+                refusal,
+                ctx,
+                account,
+            } => {
                 self.refuse(pkt.seq, &ctx, refusal, account.as_deref());
             }
-            LoginAttempt::Accepted { account, ctx, can_receive } => {
+            LoginAttempt::Accepted {
+                account,
+                ctx,
+                can_receive,
+            } => {
                 let tx = self.cmd_tx.clone();
                 let registered = match tx {
                     Some(tx) => account.register(self.id, tx, can_receive),
@@ -532,7 +556,13 @@ impl<B: Behavior> Conn<B> {
         }
     }
 
-    fn refuse(&mut self, seq: SeqOf<B>, ctx: &B::LoginCtx, refusal: Refusal, account: Option<&AccountRt>) {
+    fn refuse(
+        &mut self,
+        seq: SeqOf<B>,
+        ctx: &B::LoginCtx,
+        refusal: Refusal,
+        account: Option<&AccountRt>,
+    ) {
         let resp = self.beh.login_resp(ctx, Err(refusal));
         self.write(seq, &resp);
         Counters::inc(&self.core.counters.logins_refused);
@@ -600,7 +630,9 @@ impl<B: Behavior> Conn<B> {
 
         let n = info.recipients.len().max(1) as u32;
         let (space, unit) = self.beh.id_space();
-        let (secs, counter) = core.ids.reserve(self.now_secs, unit as i64, space as u64, n);
+        let (secs, counter) = core
+            .ids
+            .reserve(self.now_secs, unit as i64, space as u64, n);
         let civil = Civil::from_unix(secs);
         let id = self.beh.submit_id(seq, counter, &civil);
 
@@ -615,7 +647,11 @@ impl<B: Behavior> Conn<B> {
                     SubmitStatus::Code(c) => c,
                 },
                 src: info.src.to_str_lossy().into_owned(),
-                dest: info.recipients.iter().map(|r| r.to_str_lossy().into_owned()).collect(),
+                dest: info
+                    .recipients
+                    .iter()
+                    .map(|r| r.to_str_lossy().into_owned())
+                    .collect(),
                 text: crate::text::decode_content(info.coding, info.udhi, &info.content),
                 coding: info.coding,
                 pk_total: info.pk_total,
@@ -650,7 +686,8 @@ impl<B: Behavior> Conn<B> {
                 if early {
                     self.deliver_report(job);
                 } else {
-                    self.reports.push_back((self.now + core.config.reports.delay, job));
+                    self.reports
+                        .push_back((self.now + core.config.reports.delay, job));
                 }
             }
         }
@@ -707,7 +744,10 @@ impl<B: Behavior> Conn<B> {
         *job.attempts_mut() += 1;
         let seq = self.next_seq();
         let (space, unit) = self.beh.id_space();
-        let (secs, counter) = self.core.ids.reserve(self.now_secs, unit as i64, space as u64, 1);
+        let (secs, counter) = self
+            .core
+            .ids
+            .reserve(self.now_secs, unit as i64, space as u64, 1);
         let id_civil = Civil::from_unix(secs);
         let did = self.beh.deliver_id(counter, &id_civil);
         let now_civil = Civil::from_unix(self.now_secs);
@@ -729,7 +769,8 @@ impl<B: Behavior> Conn<B> {
         };
         self.write(seq, &pdu);
         self.inflight.insert(seq, job);
-        self.retry_q.push_back((self.now + self.core.config.reports.retry_after, seq));
+        self.retry_q
+            .push_back((self.now + self.core.config.reports.retry_after, seq));
     }
 
     fn on_timer(&mut self) {
@@ -740,15 +781,22 @@ impl<B: Behavior> Conn<B> {
             }
         }
         while self.retry_q.front().is_some_and(|(t, _)| *t <= now) {
-            let Some((_, seq)) = self.retry_q.pop_front() else { break };
-            let Some(job) = self.inflight.remove(&seq) else { continue };
+            let Some((_, seq)) = self.retry_q.pop_front() else {
+                break;
+            };
+            let Some(job) = self.inflight.remove(&seq) else {
+                continue;
+            };
             let attempts = match &job {
                 Job::Report(r) => r.attempts,
                 Job::Mo(m) => m.attempts,
             };
             if attempts >= self.core.config.reports.max_attempts {
                 Counters::inc(&self.core.counters.reports_dropped);
-                debug!(account = self.account_name(), attempts, "giving up on unacknowledged job");
+                debug!(
+                    account = self.account_name(),
+                    attempts, "giving up on unacknowledged job"
+                );
             } else {
                 Counters::inc(&self.core.counters.reports_retried);
                 self.send_job(job);
@@ -769,7 +817,11 @@ impl<B: Behavior> Conn<B> {
                     let hb = &self.core.config.heartbeat;
                     if self.tests_outstanding >= hb.max_missed {
                         Counters::inc(&self.core.counters.heartbeat_timeouts);
-                        warn!(account = self.account_name(), missed = self.tests_outstanding, "peer stopped answering, closing");
+                        warn!(
+                            account = self.account_name(),
+                            missed = self.tests_outstanding,
+                            "peer stopped answering, closing"
+                        );
                         self.closing = Some("heartbeat timeout");
                         return;
                     }

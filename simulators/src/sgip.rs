@@ -3,15 +3,16 @@
 //! (login type 2), as a real SMG does.
 
 use smsgw_codecs::sgip::{
-    Bind, CommandId, Deliver, LoginType, Pdu, Report, ReportFlag, ReportState, ReportType, Resp, ResultCode, SeqNo,
-    Sgip,
+    Bind, CommandId, Deliver, LoginType, Pdu, Report, ReportFlag, ReportState, ReportType, Resp,
+    ResultCode, SeqNo, Sgip,
 };
 use smsgw_codecs::text::DataCoding;
 use smsgw_codecs::wire::{FixedStr, Timestamp};
 use smsgw_codecs::DecodeError;
 
 use crate::behavior::{
-    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo, SubmitStatus, Terminal,
+    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo,
+    SubmitStatus, Terminal,
 };
 use crate::clock::Civil;
 
@@ -48,22 +49,40 @@ impl Behavior for SgipSim {
         };
         let name = bind.login_name.to_str_lossy();
         let Some(account) = accounts.get(&name) else {
-            return LoginAttempt::Refused { refusal: Refusal::UnknownAccount, ctx: (), account: None };
+            return LoginAttempt::Refused {
+                refusal: Refusal::UnknownAccount,
+                ctx: (),
+                account: None,
+            };
         };
         if bind.login_type != LoginType::SP_TO_SMG {
-            return LoginAttempt::Refused { refusal: Refusal::BadLoginType, ctx: (), account: Some(account) };
+            return LoginAttempt::Refused {
+                refusal: Refusal::BadLoginType,
+                ctx: (),
+                account: Some(account),
+            };
         }
         if !bind.verify(&account.cfg.id, &account.cfg.secret) {
-            return LoginAttempt::Refused { refusal: Refusal::BadSecret, ctx: (), account: Some(account) };
+            return LoginAttempt::Refused {
+                refusal: Refusal::BadSecret,
+                ctx: (),
+                account: Some(account),
+            };
         }
         // Reports and MO never travel on this connection.
-        LoginAttempt::Accepted { account, ctx: (), can_receive: false }
+        LoginAttempt::Accepted {
+            account,
+            ctx: (),
+            can_receive: false,
+        }
     }
 
     fn login_resp(&self, _ctx: &(), result: Result<(), Refusal>) -> Pdu {
         let code = match result {
             Ok(()) => ResultCode::OK,
-            Err(Refusal::UnknownAccount | Refusal::BadSecret | Refusal::BadVersion) => ResultCode::ILLEGAL_LOGIN,
+            Err(Refusal::UnknownAccount | Refusal::BadSecret | Refusal::BadVersion) => {
+                ResultCode::ILLEGAL_LOGIN
+            }
             Err(Refusal::BadLoginType) => ResultCode::BAD_LOGIN_TYPE,
             Err(Refusal::TooManyConnections) => ResultCode::TOO_MANY_CONNECTIONS,
             Err(Refusal::Malformed) => ResultCode::BAD_PARAMETER,
@@ -88,7 +107,10 @@ impl Behavior for SgipSim {
                     recipients: s.user_numbers.iter().map(widen).collect(),
                     src: widen(&s.sp_number),
                     service_id: FixedStr::from_padded(s.service_type.as_bytes()),
-                    wants_report: matches!(flag, ReportFlag::ON_FAILURE | ReportFlag::ALWAYS | ReportFlag::MONTHLY_FEE),
+                    wants_report: matches!(
+                        flag,
+                        ReportFlag::ON_FAILURE | ReportFlag::ALWAYS | ReportFlag::MONTHLY_FEE
+                    ),
                     report_failures_only: flag == ReportFlag::ON_FAILURE,
                     coding: s.message_coding.0,
                     udhi,
@@ -195,7 +217,9 @@ impl Behavior for SgipSim {
     }
 
     fn sp_bind(&self, name: &str, password: &str) -> Option<Pdu> {
-        Bind::new(LoginType::SMG_TO_SP, name, password).ok().map(Pdu::Bind)
+        Bind::new(LoginType::SMG_TO_SP, name, password)
+            .ok()
+            .map(Pdu::Bind)
     }
 
     fn sp_bind_result(&self, pdu: &Pdu) -> Option<bool> {

@@ -1,15 +1,16 @@
 //! China Telecom SMGW (SMGP 3.0) behaviour.
 
 use smsgw_codecs::smgp::{
-    self, CommandId, Deliver, DeliverContent, Login, LoginMode, LoginResp, Pdu, Report, Smgp, Status, SubmitResp,
-    Tag, Tlvs,
+    self, CommandId, Deliver, DeliverContent, Login, LoginMode, LoginResp, Pdu, Report, Smgp,
+    Status, SubmitResp, Tag, Tlvs,
 };
 use smsgw_codecs::text::DataCoding;
 use smsgw_codecs::wire::FixedStr;
 use smsgw_codecs::DecodeError;
 
 use crate::behavior::{
-    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo, SubmitStatus, Terminal,
+    Accounts, Behavior, Event, LoginAttempt, MoSegment, MsgId, Refusal, ReportJob, SubmitInfo,
+    SubmitStatus, Terminal,
 };
 use crate::clock::Civil;
 
@@ -56,7 +57,10 @@ impl Behavior for SmgpSim {
         let Some(account) = accounts.get(&id) else {
             return LoginAttempt::Refused {
                 refusal: Refusal::UnknownAccount,
-                ctx: SmgpLoginCtx { login: *login, secret: None },
+                ctx: SmgpLoginCtx {
+                    login: *login,
+                    secret: None,
+                },
                 account: None,
             };
         };
@@ -74,7 +78,11 @@ impl Behavior for SmgpSim {
             None
         };
         match refusal {
-            Some(refusal) => LoginAttempt::Refused { refusal, ctx, account: Some(account) },
+            Some(refusal) => LoginAttempt::Refused {
+                refusal,
+                ctx,
+                account: Some(account),
+            },
             None => LoginAttempt::Accepted {
                 can_receive: login.login_mode != LoginMode::SEND,
                 account,
@@ -165,7 +173,10 @@ impl Behavior for SmgpSim {
             SubmitStatus::Throttled => Status::SYSTEM_BUSY,
             SubmitStatus::Code(c) => Status(c),
         };
-        Pdu::SubmitResp(SubmitResp { msg_id: to_id(id), status })
+        Pdu::SubmitResp(SubmitResp {
+            msg_id: to_id(id),
+            status,
+        })
     }
 
     fn malformed_resp(&self, command_id: u32, _error: &DecodeError) -> Option<Pdu> {
@@ -188,7 +199,8 @@ impl Behavior for SmgpSim {
         let submit_date = job.submit_time.yymmddhhmm();
         let done_date = now.yymmddhhmm();
         let err = job.outcome.smgp_err();
-        let err_n = (err[0] - b'0') as u16 * 100 + (err[1] - b'0') as u16 * 10 + (err[2] - b'0') as u16;
+        let err_n =
+            (err[0] - b'0') as u16 * 100 + (err[1] - b'0') as u16 * 10 + (err[2] - b'0') as u16;
         let report = Report::new(
             to_id(job.msg_id),
             std::str::from_utf8(job.outcome.stat()).unwrap_or("UNKNOWN"),
@@ -211,7 +223,10 @@ impl Behavior for SmgpSim {
 
     fn mo_pdu(&self, seg: &MoSegment, deliver_id: MsgId, now: &Civil) -> Pdu {
         let tlvs = if seg.udhi {
-            Tlvs::builder().put_u8(Tag::TP_UDHI, 1).build().unwrap_or_default()
+            Tlvs::builder()
+                .put_u8(Tag::TP_UDHI, 1)
+                .build()
+                .unwrap_or_default()
         } else {
             Tlvs::new()
         };

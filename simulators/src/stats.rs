@@ -156,7 +156,10 @@ impl Ring {
     }
 
     pub fn list(&self) -> Vec<ReceivedMessage> {
-        self.items.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default()
+        self.items
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn clear(&self) {

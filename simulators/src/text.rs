@@ -20,10 +20,24 @@ pub fn decode_content(coding: u8, udhi: bool, content: &[u8]) -> String {
 
 /// Encodes `text` in `coding` and splits it into SMS segments (8-bit
 /// reference). Returns `(udhi, content)` per segment, in order.
-pub fn segment(text_in: &str, coding: u8, family: Family, reference: u8) -> Result<Vec<(bool, Bytes)>, String> {
-    text::split(text_in, DataCoding(coding), family, ConcatRef::Eight(reference))
-        .map(|segs| segs.into_iter().map(|s| (s.concat.is_some(), s.content)).collect())
-        .map_err(|e| e.to_string())
+pub fn segment(
+    text_in: &str,
+    coding: u8,
+    family: Family,
+    reference: u8,
+) -> Result<Vec<(bool, Bytes)>, String> {
+    text::split(
+        text_in,
+        DataCoding(coding),
+        family,
+        ConcatRef::Eight(reference),
+    )
+    .map(|segs| {
+        segs.into_iter()
+            .map(|s| (s.concat.is_some(), s.content))
+            .collect()
+    })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -32,7 +46,7 @@ mod tests {
 
     #[test]
     fn long_ucs2_splits_and_decodes() {
-        let text: String = std::iter::repeat('中').take(150).collect();
+        let text: String = "中".repeat(150);
         let segs = segment(&text, 8, Family::Cmpp, 0x2a).unwrap();
         assert_eq!(segs.len(), 3);
         assert_eq!(&segs[0].1[..6], &[0x05, 0x00, 0x03, 0x2a, 0x03, 0x01]);

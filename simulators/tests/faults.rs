@@ -5,7 +5,9 @@
 mod common;
 use common::*;
 use smsgw_codecs::{cmpp, FrameError, Inbound};
-use smsgw_simulators::{CorruptKind, DelayRange, ErrorInjection, Faults, FragmentWrites, ProtocolKind};
+use smsgw_simulators::{
+    CorruptKind, DelayRange, ErrorInjection, Faults, FragmentWrites, ProtocolKind,
+};
 use std::time::{Duration, Instant};
 
 const V: cmpp::Version = cmpp::Version::V30;
@@ -24,7 +26,11 @@ async fn with_faults(f: Faults) -> (smsgw_simulators::SimHandle, Client<cmpp::Cm
 #[tokio::test]
 async fn response_delay_does_not_block_the_reader() {
     let d = Duration::from_millis(150);
-    let (s, mut c) = with_faults(Faults { response_delay: Some(DelayRange { min: d, max: d }), ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        response_delay: Some(DelayRange { min: d, max: d }),
+        ..Default::default()
+    })
+    .await;
     let t0 = Instant::now();
     c.send(10, &submit(false)).await;
     c.send(11, &cmpp::Pdu::ActiveTest).await;
@@ -41,30 +47,51 @@ async fn response_delay_does_not_block_the_reader() {
 
 #[tokio::test]
 async fn drop_response_fraction() {
-    let (s, mut c) = with_faults(Faults { drop_response: 1.0, ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        drop_response: 1.0,
+        ..Default::default()
+    })
+    .await;
     c.send(10, &submit(false)).await;
-    assert!(matches!(c.recv_within(Duration::from_millis(300)).await, Recv::Timeout));
+    assert!(matches!(
+        c.recv_within(Duration::from_millis(300)).await,
+        Recv::Timeout
+    ));
     assert_eq!(s.stats().totals.faults_dropped, 1);
     assert_eq!(s.stats().totals.submits_received, 1);
 }
 
 #[tokio::test]
 async fn injected_error_code() {
-    let (s, mut c) = with_faults(Faults { error: Some(ErrorInjection { code: 13, fraction: 1.0 }), ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        error: Some(ErrorInjection {
+            code: 13,
+            fraction: 1.0,
+        }),
+        ..Default::default()
+    })
+    .await;
     c.send(10, &submit(true)).await;
     match c.packet().await.pdu {
         cmpp::Pdu::SubmitResp(r) => assert_eq!(r.result, cmpp::SubmitResult::BAD_DEST_TERMINAL_ID),
         other => panic!("{other:?}"),
     }
     // A refused submit gets no report.
-    assert!(matches!(c.recv_within(Duration::from_millis(200)).await, Recv::Timeout));
+    assert!(matches!(
+        c.recv_within(Duration::from_millis(200)).await,
+        Recv::Timeout
+    ));
     assert_eq!(s.stats().totals.faults_error_code, 1);
 }
 
 #[tokio::test]
 async fn disconnect_after_n_pdus() {
     // CONNECT counts: the connection closes after the 2nd submit.
-    let (s, mut c) = with_faults(Faults { disconnect_after_pdus: Some(3), ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        disconnect_after_pdus: Some(3),
+        ..Default::default()
+    })
+    .await;
     c.send(10, &submit(false)).await;
     assert!(matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(_)));
     c.send(11, &submit(false)).await;
@@ -74,7 +101,11 @@ async fn disconnect_after_n_pdus() {
 
 #[tokio::test]
 async fn disconnect_every_t() {
-    let (s, mut c) = with_faults(Faults { disconnect_every: Some(Duration::from_millis(200)), ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        disconnect_every: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .await;
     let t0 = Instant::now();
     assert!(c.closed().await);
     assert!(t0.elapsed() >= Duration::from_millis(150));
@@ -83,7 +114,11 @@ async fn disconnect_every_t() {
 
 #[tokio::test]
 async fn report_before_submit_response() {
-    let (s, mut c) = with_faults(Faults { report_before_response: true, ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        report_before_response: true,
+        ..Default::default()
+    })
+    .await;
     c.send(10, &submit(true)).await;
     let first = c.packet().await;
     let report_id = match first.pdu {
@@ -100,7 +135,11 @@ async fn report_before_submit_response() {
 #[tokio::test]
 async fn report_on_another_connection() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
-    s.set_faults(Faults { report_on_other_connection: true, ..Default::default() }).unwrap();
+    s.set_faults(Faults {
+        report_on_other_connection: true,
+        ..Default::default()
+    })
+    .unwrap();
     let mut a = cmpp_login(s.addr(), V).await;
     let mut b = cmpp_login(s.addr(), V).await;
     a.send(10, &submit(true)).await;
@@ -112,13 +151,20 @@ async fn report_on_another_connection() {
         cmpp::Pdu::Deliver(d) => assert_eq!(d.report(V).unwrap().unwrap().msg_id, id),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(a.recv_within(Duration::from_millis(200)).await, Recv::Timeout));
+    assert!(matches!(
+        a.recv_within(Duration::from_millis(200)).await,
+        Recv::Timeout
+    ));
     assert_eq!(s.stats().totals.faults_report_other_conn, 1);
 }
 
 #[tokio::test]
 async fn fragmented_and_sticky_writes() {
-    let (s, mut c) = with_faults(Faults { fragment_writes: Some(FragmentWrites { max_chunk: 40 }), ..Default::default() }).await;
+    let (s, mut c) = with_faults(Faults {
+        fragment_writes: Some(FragmentWrites { max_chunk: 40 }),
+        ..Default::default()
+    })
+    .await;
     let n = 100u32;
     let mut all = bytes::BytesMut::new();
     for i in 0..n {
@@ -146,14 +192,20 @@ async fn corrupt_frame_on_demand() {
         other => panic!("expected a malformed DELIVER, got {other:?}"),
     }
     assert_eq!(s.corrupt(None, CorruptKind::Length), 1);
-    assert!(matches!(c.recv().await, Recv::Framing(FrameError::FrameTooShort { .. })));
+    assert!(matches!(
+        c.recv().await,
+        Recv::Framing(FrameError::FrameTooShort { .. })
+    ));
     drop(c);
     while s.stats().totals.connections_open > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut c = cmpp_login(s.addr(), V).await;
     assert_eq!(s.corrupt(None, CorruptKind::Garbage), 1);
-    assert!(matches!(c.recv().await, Recv::Framing(FrameError::FrameTooLarge { .. })));
+    assert!(matches!(
+        c.recv().await,
+        Recv::Framing(FrameError::FrameTooLarge { .. })
+    ));
     assert_eq!(s.stats().totals.faults_corrupt_frames, 3);
 }
 
@@ -178,9 +230,20 @@ async fn unacknowledged_reports_are_retried_then_dropped() {
         }
         seqs.push(p.seq);
     }
-    assert!(matches!(c.recv_within(Duration::from_millis(300)).await, Recv::Timeout));
+    assert!(matches!(
+        c.recv_within(Duration::from_millis(300)).await,
+        Recv::Timeout
+    ));
     let st = s.stats().totals;
-    assert_eq!((st.reports_sent, st.reports_retried, st.reports_dropped, st.reports_acknowledged), (3, 2, 1, 0));
+    assert_eq!(
+        (
+            st.reports_sent,
+            st.reports_retried,
+            st.reports_dropped,
+            st.reports_acknowledged
+        ),
+        (3, 2, 1, 0)
+    );
     seqs.dedup();
     assert_eq!(seqs.len(), 3, "each resend has its own sequence");
 }
@@ -195,7 +258,8 @@ async fn sends_active_test_when_idle_and_drops_silent_peer() {
     // Answer the first test: the connection stays.
     let p = c.packet().await;
     assert!(matches!(p.pdu, cmpp::Pdu::ActiveTest));
-    c.send(p.seq, &cmpp::Pdu::ActiveTestResp(Default::default())).await;
+    c.send(p.seq, &cmpp::Pdu::ActiveTestResp(Default::default()))
+        .await;
     // Then go silent: two unanswered tests, then the close.
     let t0 = Instant::now();
     assert!(matches!(c.packet().await.pdu, cmpp::Pdu::ActiveTest));
@@ -210,7 +274,8 @@ async fn malformed_body_gets_error_status_and_connection_stays() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = cmpp_login(s.addr(), V).await;
     // A SUBMIT with a 5-byte body.
-    c.send_raw(&[0, 0, 0, 17, 0, 0, 0, 4, 0, 0, 0, 9, 1, 2, 3, 4, 5]).await;
+    c.send_raw(&[0, 0, 0, 17, 0, 0, 0, 4, 0, 0, 0, 9, 1, 2, 3, 4, 5])
+        .await;
     let p = c.packet().await;
     assert_eq!(p.seq, 9);
     match p.pdu {
@@ -218,7 +283,9 @@ async fn malformed_body_gets_error_status_and_connection_stays() {
         other => panic!("{other:?}"),
     }
     c.send(10, &submit(false)).await;
-    assert!(matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK));
+    assert!(
+        matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK)
+    );
     assert_eq!(s.stats().totals.malformed, 1);
 }
 
@@ -227,7 +294,8 @@ async fn framing_error_closes_connection() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = cmpp_login(s.addr(), V).await;
     // Declared length 4 GiB: rejected before anything is reserved.
-    c.send_raw(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 4, 0, 0, 0, 1]).await;
+    c.send_raw(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 4, 0, 0, 0, 1])
+        .await;
     assert!(c.closed().await);
     let mut c = cmpp_login(s.addr(), V).await;
     c.send_raw(&[0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef]).await;
@@ -240,12 +308,28 @@ async fn faults_change_while_running() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = cmpp_login(s.addr(), V).await;
     c.send(1, &submit(false)).await;
-    assert!(matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK));
-    s.set_faults(Faults { error: Some(ErrorInjection { code: 99, fraction: 1.0 }), ..Default::default() }).unwrap();
+    assert!(
+        matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK)
+    );
+    s.set_faults(Faults {
+        error: Some(ErrorInjection {
+            code: 99,
+            fraction: 1.0,
+        }),
+        ..Default::default()
+    })
+    .unwrap();
     c.send(2, &submit(false)).await;
     assert!(matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result.0 == 99));
     s.set_faults(Faults::default()).unwrap();
     c.send(3, &submit(false)).await;
-    assert!(matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK));
-    assert!(s.set_faults(Faults { drop_response: 2.0, ..Default::default() }).is_err());
+    assert!(
+        matches!(c.packet().await.pdu, cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK)
+    );
+    assert!(s
+        .set_faults(Faults {
+            drop_response: 2.0,
+            ..Default::default()
+        })
+        .is_err());
 }

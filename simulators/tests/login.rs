@@ -51,7 +51,11 @@ async fn cmpp2_login_ok_and_wrong_version_refused() {
 async fn cmpp_submit_before_login_is_refused_and_closed() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = Client::connect(s.addr(), cmpp_proto(cmpp::Version::V30)).await;
-    c.send(5, &cmpp_submit(cmpp::Version::V30, "13800138000", "hi", false)).await;
+    c.send(
+        5,
+        &cmpp_submit(cmpp::Version::V30, "13800138000", "hi", false),
+    )
+    .await;
     match c.packet().await.pdu {
         cmpp::Pdu::SubmitResp(r) => assert_ne!(r.result, cmpp::SubmitResult::OK),
         other => panic!("{other:?}"),

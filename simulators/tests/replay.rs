@@ -19,7 +19,10 @@ async fn run(seed: u64) -> (BTreeMap<u32, Option<u32>>, Vec<String>) {
         .collect();
     cfg.faults = Faults {
         drop_response: 0.2,
-        error: Some(ErrorInjection { code: 9, fraction: 0.2 }),
+        error: Some(ErrorInjection {
+            code: 9,
+            fraction: 0.2,
+        }),
         ..Default::default()
     };
     let s = sim(cfg).await;
@@ -27,7 +30,13 @@ async fn run(seed: u64) -> (BTreeMap<u32, Option<u32>>, Vec<String>) {
     let n = 200u32;
     let mut all = bytes::BytesMut::new();
     for i in 0..n {
-        c.framer.encode(i + 1, &cmpp_submit(V, "13800138000", "replay", true), &mut all).unwrap();
+        c.framer
+            .encode(
+                i + 1,
+                &cmpp_submit(V, "13800138000", "replay", true),
+                &mut all,
+            )
+            .unwrap();
     }
     c.send_raw(&all).await;
     let mut results: BTreeMap<u32, Option<u32>> = (1..=n).map(|i| (i, None)).collect();
@@ -41,7 +50,14 @@ async fn run(seed: u64) -> (BTreeMap<u32, Option<u32>>, Vec<String>) {
                 cmpp::Pdu::Deliver(d) => {
                     let rep = d.report(V).unwrap().unwrap();
                     stats.push(rep.stat.to_str_lossy().into_owned());
-                    c.send(p.seq, &cmpp::Pdu::DeliverResp(cmpp::DeliverResp { msg_id: d.msg_id, result: cmpp::SubmitResult::OK })).await;
+                    c.send(
+                        p.seq,
+                        &cmpp::Pdu::DeliverResp(cmpp::DeliverResp {
+                            msg_id: d.msg_id,
+                            result: cmpp::SubmitResult::OK,
+                        }),
+                    )
+                    .await;
                 }
                 other => panic!("{other:?}"),
             },

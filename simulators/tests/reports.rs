@@ -37,7 +37,14 @@ async fn cmpp_thousand(kind: ProtocolKind, v: cmpp::Version) {
                 let rep = d.report(v).unwrap().expect("a status report");
                 assert_eq!(rep.stat.as_bytes(), b"DELIVRD");
                 assert!(reports.insert(rep.msg_id.0), "one report per submit");
-                c.send(p.seq, &cmpp::Pdu::DeliverResp(cmpp::DeliverResp { msg_id: d.msg_id, result: cmpp::SubmitResult::OK })).await;
+                c.send(
+                    p.seq,
+                    &cmpp::Pdu::DeliverResp(cmpp::DeliverResp {
+                        msg_id: d.msg_id,
+                        result: cmpp::SubmitResult::OK,
+                    }),
+                )
+                .await;
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -72,7 +79,13 @@ async fn smgp_thousand_submits_reports_correlated() {
     let mut c = smgp_login(s.addr()).await;
     let mut all = bytes::BytesMut::new();
     for i in 0..N {
-        c.framer.encode(100 + i as u32, &smgp_submit(&format!("189{:08}", i), "hello", true), &mut all).unwrap();
+        c.framer
+            .encode(
+                100 + i as u32,
+                &smgp_submit(&format!("189{:08}", i), "hello", true),
+                &mut all,
+            )
+            .unwrap();
     }
     c.send_raw(&all).await;
     let mut ids = HashSet::new();
@@ -91,7 +104,14 @@ async fn smgp_thousand_submits_reports_correlated() {
                 let rep = d.report().expect("report");
                 assert!(rep.is_delivered());
                 assert!(reports.insert(rep.id));
-                c.send(p.seq, &smgp::Pdu::DeliverResp(smgp::DeliverResp { msg_id: d.msg_id, status: smgp::Status::OK })).await;
+                c.send(
+                    p.seq,
+                    &smgp::Pdu::DeliverResp(smgp::DeliverResp {
+                        msg_id: d.msg_id,
+                        status: smgp::Status::OK,
+                    }),
+                )
+                .await;
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -118,12 +138,20 @@ async fn smgp_send_only_login_gets_no_deliver() {
         smgp::Pdu::Deliver(d) => assert_eq!(d.report().unwrap().id, resp.msg_id),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(tx.recv_within(Duration::from_millis(200)).await, Recv::Timeout));
+    assert!(matches!(
+        tx.recv_within(Duration::from_millis(200)).await,
+        Recv::Timeout
+    ));
 }
 
 /// The SP side of SGIP: accept the SMG's Bind (login type 2) and answer
 /// every Report / Deliver.
-async fn sgip_sp_server(listener: TcpListener, expect_name: &str, expect_pw: &str, tx: tokio::sync::mpsc::UnboundedSender<sgip::Pdu>) {
+async fn sgip_sp_server(
+    listener: TcpListener,
+    expect_name: &str,
+    expect_pw: &str,
+    tx: tokio::sync::mpsc::UnboundedSender<sgip::Pdu>,
+) {
     let (stream, _) = listener.accept().await.unwrap();
     let mut c = Client::accepted(stream, sgip::Sgip);
     let p = c.packet().await;
@@ -158,14 +186,23 @@ async fn sgip_thousand_submits_reports_arrive_on_sp_listener() {
     let sp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut cfg = config(ProtocolKind::Sgip);
     cfg.sgip.sp_addr = Some(sp.local_addr().unwrap());
-    cfg.sgip.sp_login = Some(smsgw_simulators::SpLogin { name: "smg".into(), password: "smgpw".into() });
+    cfg.sgip.sp_login = Some(smsgw_simulators::SpLogin {
+        name: "smg".into(),
+        password: "smgpw".into(),
+    });
     let (tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(sgip_sp_server(sp, "smg", "smgpw", tx));
     let s = sim(cfg).await;
     let mut c = sgip_login(s.addr()).await;
     let mut all = bytes::BytesMut::new();
     for i in 0..N {
-        c.framer.encode(sgip_seq(i as u32), &sgip_submit(&format!("86130{:08}", i), "hi", true), &mut all).unwrap();
+        c.framer
+            .encode(
+                sgip_seq(i as u32),
+                &sgip_submit(&format!("86130{:08}", i), "hi", true),
+                &mut all,
+            )
+            .unwrap();
     }
     c.send_raw(&all).await;
     let mut acked = HashSet::new();
@@ -181,7 +218,10 @@ async fn sgip_thousand_submits_reports_arrive_on_sp_listener() {
     }
     let mut reported = HashSet::new();
     while reported.len() < N {
-        let pdu = tokio::time::timeout(Duration::from_secs(10), reports_rx.recv()).await.unwrap().unwrap();
+        let pdu = tokio::time::timeout(Duration::from_secs(10), reports_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         match pdu {
             sgip::Pdu::Report(r) => {
                 assert_eq!(r.state, sgip::ReportState::DELIVERED);
@@ -191,7 +231,10 @@ async fn sgip_thousand_submits_reports_arrive_on_sp_listener() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(acked, reported, "Report.SubmitSequenceNumber is the Submit's sequence");
+    assert_eq!(
+        acked, reported,
+        "Report.SubmitSequenceNumber is the Submit's sequence"
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
     let st = s.stats();
     assert_eq!(st.totals.sp_link_connects, 1);
@@ -202,8 +245,11 @@ async fn sgip_thousand_submits_reports_arrive_on_sp_listener() {
 async fn cmpp_long_message_one_id_and_report_per_segment() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = cmpp_login(s.addr(), cmpp::Version::V30).await;
-    let cmpp::Pdu::Submit(template) = cmpp_submit(cmpp::Version::V30, "13800138000", "x", true) else { unreachable!() };
-    let text: String = std::iter::repeat("长").take(150).collect();
+    let cmpp::Pdu::Submit(template) = cmpp_submit(cmpp::Version::V30, "13800138000", "x", true)
+    else {
+        unreachable!()
+    };
+    let text: String = "长".repeat(150);
     let segs = cmpp::submits_for_text(
         &template,
         &text,
@@ -223,14 +269,26 @@ async fn cmpp_long_message_one_id_and_report_per_segment() {
             cmpp::Pdu::SubmitResp(r) => assert!(ids.insert(r.msg_id)),
             cmpp::Pdu::Deliver(d) => {
                 assert!(reports.insert(d.report(cmpp::Version::V30).unwrap().unwrap().msg_id));
-                c.send(p.seq, &cmpp::Pdu::DeliverResp(cmpp::DeliverResp { msg_id: d.msg_id, result: cmpp::SubmitResult::OK })).await;
+                c.send(
+                    p.seq,
+                    &cmpp::Pdu::DeliverResp(cmpp::DeliverResp {
+                        msg_id: d.msg_id,
+                        result: cmpp::SubmitResult::OK,
+                    }),
+                )
+                .await;
             }
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(ids, reports);
     let rx = s.received();
-    assert_eq!(rx.iter().map(|m| (m.pk_total, m.pk_number)).collect::<Vec<_>>(), vec![(3, 1), (3, 2), (3, 3)]);
+    assert_eq!(
+        rx.iter()
+            .map(|m| (m.pk_total, m.pk_number))
+            .collect::<Vec<_>>(),
+        vec![(3, 1), (3, 2), (3, 3)]
+    );
     assert_eq!(rx.iter().map(|m| m.text.as_str()).collect::<String>(), text);
 }
 
@@ -238,9 +296,14 @@ async fn cmpp_long_message_one_id_and_report_per_segment() {
 async fn cmpp_mass_submit_reports_per_recipient_with_id_range() {
     let s = sim(config(ProtocolKind::Cmpp3)).await;
     let mut c = cmpp_login(s.addr(), cmpp::Version::V30).await;
-    let cmpp::Pdu::Submit(mut sub) = cmpp_submit(cmpp::Version::V30, "13800000001", "mass", true) else { unreachable!() };
-    sub.dest_terminal_ids.push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000002"));
-    sub.dest_terminal_ids.push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000003"));
+    let cmpp::Pdu::Submit(mut sub) = cmpp_submit(cmpp::Version::V30, "13800000001", "mass", true)
+    else {
+        unreachable!()
+    };
+    sub.dest_terminal_ids
+        .push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000002"));
+    sub.dest_terminal_ids
+        .push(smsgw_codecs::wire::FixedStr::from_padded(b"13800000003"));
     c.send(7, &cmpp::Pdu::Submit(sub)).await;
     let first = match c.packet().await.pdu {
         cmpp::Pdu::SubmitResp(r) => r.msg_id,
@@ -249,11 +312,16 @@ async fn cmpp_mass_submit_reports_per_recipient_with_id_range() {
     let mut got = HashMap::new();
     for _ in 0..3 {
         let p = c.packet().await;
-        let cmpp::Pdu::Deliver(d) = p.pdu else { panic!() };
+        let cmpp::Pdu::Deliver(d) = p.pdu else {
+            panic!()
+        };
         let r = d.report(cmpp::Version::V30).unwrap().unwrap();
         got.insert(r.msg_id, r.dest_terminal_id.to_str_lossy().into_owned());
     }
-    for (i, dest) in ["13800000001", "13800000002", "13800000003"].iter().enumerate() {
+    for (i, dest) in ["13800000001", "13800000002", "13800000003"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(got[&first.nth(i as u16)], *dest);
     }
 }

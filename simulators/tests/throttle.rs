@@ -21,21 +21,32 @@ async fn cmpp_throttle_result_8_beyond_tps() {
     let mut c = cmpp_login(s.addr(), cmpp::Version::V30).await;
     let mut all = bytes::BytesMut::new();
     for i in 0..SENT {
-        c.framer.encode(i + 10, &cmpp_submit(cmpp::Version::V30, "13800138000", "x", false), &mut all).unwrap();
+        c.framer
+            .encode(
+                i + 10,
+                &cmpp_submit(cmpp::Version::V30, "13800138000", "x", false),
+                &mut all,
+            )
+            .unwrap();
     }
     c.send_raw(&all).await;
     let (mut ok, mut throttled) = (0, 0);
     for _ in 0..SENT {
         match c.packet().await.pdu {
             cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::OK => ok += 1,
-            cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::FLOW_CONTROL => throttled += 1,
+            cmpp::Pdu::SubmitResp(r) if r.result == cmpp::SubmitResult::FLOW_CONTROL => {
+                throttled += 1
+            }
             other => panic!("{other:?}"),
         }
     }
     // The burst may straddle a one-second window boundary.
-    assert!(ok >= TPS && ok <= 2 * TPS, "ok = {ok}");
+    assert!((TPS..=2 * TPS).contains(&ok), "ok = {ok}");
     assert_eq!(ok + throttled, SENT);
-    assert_eq!(cmpp::SubmitResult(8).class(), smsgw_codecs::StatusClass::Throttled);
+    assert_eq!(
+        cmpp::SubmitResult(8).class(),
+        smsgw_codecs::StatusClass::Throttled
+    );
     let st = s.stats();
     assert_eq!(st.totals.throttled, throttled as u64);
     assert_eq!(st.accounts["901234"].throttled, throttled as u64);
@@ -47,7 +58,9 @@ async fn smgp_throttle_status_beyond_tps() {
     let mut c = smgp_login(s.addr()).await;
     let mut all = bytes::BytesMut::new();
     for i in 0..SENT {
-        c.framer.encode(i + 10, &smgp_submit("18900000001", "x", false), &mut all).unwrap();
+        c.framer
+            .encode(i + 10, &smgp_submit("18900000001", "x", false), &mut all)
+            .unwrap();
     }
     c.send_raw(&all).await;
     let (mut ok, mut throttled) = (0, 0);
@@ -58,7 +71,7 @@ async fn smgp_throttle_status_beyond_tps() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(ok >= TPS && ok <= 2 * TPS, "ok = {ok}");
+    assert!((TPS..=2 * TPS).contains(&ok), "ok = {ok}");
     assert_eq!(ok + throttled, SENT);
 }
 
@@ -68,7 +81,13 @@ async fn sgip_throttle_result_33_beyond_tps() {
     let mut c = sgip_login(s.addr()).await;
     let mut all = bytes::BytesMut::new();
     for i in 0..SENT {
-        c.framer.encode(sgip_seq(i + 1), &sgip_submit("8613000000001", "x", false), &mut all).unwrap();
+        c.framer
+            .encode(
+                sgip_seq(i + 1),
+                &sgip_submit("8613000000001", "x", false),
+                &mut all,
+            )
+            .unwrap();
     }
     c.send_raw(&all).await;
     let (mut ok, mut throttled) = (0, 0);
@@ -79,6 +98,6 @@ async fn sgip_throttle_result_33_beyond_tps() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(ok >= TPS && ok <= 2 * TPS, "ok = {ok}");
+    assert!((TPS..=2 * TPS).contains(&ok), "ok = {ok}");
     assert_eq!(ok + throttled, SENT);
 }

@@ -47,11 +47,13 @@ pub struct SimArgs {
 }
 
 fn parse_account(s: &str) -> Result<AccountConfig, String> {
-    s.parse().map_err(|e: smsgw_simulators::ConfigError| e.to_string())
+    s.parse()
+        .map_err(|e: smsgw_simulators::ConfigError| e.to_string())
 }
 
 fn parse_sp_login(s: &str) -> Result<SpLogin, String> {
-    s.parse().map_err(|e: smsgw_simulators::ConfigError| e.to_string())
+    s.parse()
+        .map_err(|e: smsgw_simulators::ConfigError| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -70,7 +72,9 @@ fn sim_protocol(p: ProtocolKind) -> smsgw_simulators::ProtocolKind {
 /// Builds the simulator config: the file first, then the flags on top.
 pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
     let mut cfg = match &args.config {
-        Some(path) => SimConfig::load(path).with_context(|| format!("loading {}", path.display()))?,
+        Some(path) => {
+            SimConfig::load(path).with_context(|| format!("loading {}", path.display()))?
+        }
         None => {
             let Some(protocol) = args.protocol else {
                 bail!("--protocol is required (or a --config file naming one)");
@@ -106,7 +110,9 @@ pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
     if args.sp_login.is_some() {
         cfg.sgip.sp_login = args.sp_login.clone();
     }
-    if (args.sp_addr.is_some() || args.sp_login.is_some()) && cfg.protocol != smsgw_simulators::ProtocolKind::Sgip {
+    if (args.sp_addr.is_some() || args.sp_login.is_some())
+        && cfg.protocol != smsgw_simulators::ProtocolKind::Sgip
+    {
         bail!("--sp-addr / --sp-login apply to --protocol sgip only");
     }
     if cfg.accounts.is_empty() {
@@ -124,7 +130,9 @@ pub async fn run(args: SimArgs) -> Result<()> {
         "smsgw sim: {} on {}{} (seed {})",
         sim.config().protocol,
         sim.addr(),
-        sim.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default(),
+        sim.admin_addr()
+            .map(|a| format!(", admin http://{a}"))
+            .unwrap_or_default(),
         sim.seed()
     );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -161,13 +169,14 @@ pub async fn run(args: SimArgs) -> Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -193,8 +202,23 @@ mod tests {
     #[test]
     fn flags_build_a_config() {
         let t = T::parse_from([
-            "x", "--protocol", "sgip", "--listen", "127.0.0.1:0", "--account", "sp:pw", "--account", "b:c",
-            "--dlr-delay", "50ms", "--seed", "9", "--sp-addr", "127.0.0.1:8801", "--sp-login", "smg:pw",
+            "x",
+            "--protocol",
+            "sgip",
+            "--listen",
+            "127.0.0.1:0",
+            "--account",
+            "sp:pw",
+            "--account",
+            "b:c",
+            "--dlr-delay",
+            "50ms",
+            "--seed",
+            "9",
+            "--sp-addr",
+            "127.0.0.1:8801",
+            "--sp-login",
+            "smg:pw",
         ]);
         let cfg = build_config(&t.sim).unwrap();
         assert_eq!(cfg.protocol, smsgw_simulators::ProtocolKind::Sgip);
@@ -206,7 +230,17 @@ mod tests {
 
     #[test]
     fn sp_flags_need_sgip() {
-        let t = T::parse_from(["x", "--protocol", "cmpp3", "--listen", "127.0.0.1:0", "--account", "901234:s", "--sp-addr", "127.0.0.1:1"]);
+        let t = T::parse_from([
+            "x",
+            "--protocol",
+            "cmpp3",
+            "--listen",
+            "127.0.0.1:0",
+            "--account",
+            "901234:s",
+            "--sp-addr",
+            "127.0.0.1:1",
+        ]);
         assert!(build_config(&t.sim).is_err());
     }
 }

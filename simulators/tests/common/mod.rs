@@ -43,11 +43,23 @@ impl<P: Protocol> Client<P> {
     pub async fn connect(addr: SocketAddr, proto: P) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
-        Client { stream, framer: Framer::new(proto), buf: BytesMut::with_capacity(65536), seq: 0, reads: 0 }
+        Client {
+            stream,
+            framer: Framer::new(proto),
+            buf: BytesMut::with_capacity(65536),
+            seq: 0,
+            reads: 0,
+        }
     }
 
     pub fn accepted(stream: TcpStream, proto: P) -> Self {
-        Client { stream, framer: Framer::new(proto), buf: BytesMut::with_capacity(65536), seq: 0, reads: 0 }
+        Client {
+            stream,
+            framer: Framer::new(proto),
+            buf: BytesMut::with_capacity(65536),
+            seq: 0,
+            reads: 0,
+        }
     }
 
     pub async fn send(&mut self, seq: P::Seq, pdu: &P::Pdu) {
@@ -127,7 +139,12 @@ pub fn cmpp_proto(v: cmpp::Version) -> cmpp::Cmpp {
     cmpp::Cmpp::new(v)
 }
 
-pub async fn cmpp_connect(addr: SocketAddr, v: cmpp::Version, id: &str, secret: &str) -> (Client<cmpp::Cmpp>, cmpp::ConnectResp) {
+pub async fn cmpp_connect(
+    addr: SocketAddr,
+    v: cmpp::Version,
+    id: &str,
+    secret: &str,
+) -> (Client<cmpp::Cmpp>, cmpp::ConnectResp) {
     let mut c = Client::connect(addr, cmpp_proto(v)).await;
     let connect = cmpp::Connect::new(id, secret.as_bytes(), v, TS).unwrap();
     c.send(1, &cmpp::Pdu::Connect(connect)).await;
@@ -152,17 +169,25 @@ pub fn cmpp_submit(v: cmpp::Version, dest: &str, text: &str, report: bool) -> cm
         msg_src: FixedStr::from_padded(b"901234"),
         src_id: FixedStr::from_padded(b"106900001"),
         msg_fmt: smsgw_codecs::text::DataCoding::UCS2,
-        msg_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2).unwrap().into(),
+        msg_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2)
+            .unwrap()
+            .into(),
         ..Default::default()
     };
-    s.dest_terminal_ids.push(FixedStr::from_padded(dest.as_bytes()));
+    s.dest_terminal_ids
+        .push(FixedStr::from_padded(dest.as_bytes()));
     s.normalize(v);
     cmpp::Pdu::Submit(s)
 }
 
 // ---- SMGP -----------------------------------------------------------------
 
-pub async fn smgp_connect(addr: SocketAddr, id: &str, secret: &str, mode: smgp::LoginMode) -> (Client<smgp::Smgp>, smgp::LoginResp) {
+pub async fn smgp_connect(
+    addr: SocketAddr,
+    id: &str,
+    secret: &str,
+    mode: smgp::LoginMode,
+) -> (Client<smgp::Smgp>, smgp::LoginResp) {
     let mut c = Client::connect(addr, smgp::Smgp).await;
     let login = smgp::Login::new(id, secret.as_bytes(), mode, TS).unwrap();
     c.send(1, &smgp::Pdu::Login(login)).await;
@@ -185,7 +210,9 @@ pub fn smgp_submit(dest: &str, text: &str, report: bool) -> smgp::Pdu {
         service_id: FixedStr::from_padded(b"TEST"),
         src_term_id: FixedStr::from_padded(b"1069000"),
         msg_format: smsgw_codecs::text::DataCoding::UCS2,
-        msg_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2).unwrap().into(),
+        msg_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2)
+            .unwrap()
+            .into(),
         ..Default::default()
     };
     s.dest_term_ids.push(FixedStr::from_padded(dest.as_bytes()));
@@ -198,7 +225,12 @@ pub fn sgip_seq(counter: u32) -> sgip::SeqNo {
     sgip::SeqNo::new(3_075_512_345, TS, counter)
 }
 
-pub async fn sgip_bind(addr: SocketAddr, name: &str, password: &str, login_type: sgip::LoginType) -> (Client<sgip::Sgip>, sgip::Resp) {
+pub async fn sgip_bind(
+    addr: SocketAddr,
+    name: &str,
+    password: &str,
+    login_type: sgip::LoginType,
+) -> (Client<sgip::Sgip>, sgip::Resp) {
     let mut c = Client::connect(addr, sgip::Sgip).await;
     let bind = sgip::Bind::new(login_type, name, password).unwrap();
     c.send(sgip_seq(0), &sgip::Pdu::Bind(bind)).await;
@@ -219,9 +251,15 @@ pub fn sgip_submit(dest: &str, text: &str, report: bool) -> sgip::Pdu {
         sp_number: FixedStr::from_padded(b"10655"),
         corp_id: FixedStr::from_padded(b"12345"),
         service_type: FixedStr::from_padded(b"TEST"),
-        report_flag: if report { sgip::ReportFlag::ALWAYS } else { sgip::ReportFlag::NEVER },
+        report_flag: if report {
+            sgip::ReportFlag::ALWAYS
+        } else {
+            sgip::ReportFlag::NEVER
+        },
         message_coding: smsgw_codecs::text::DataCoding::UCS2,
-        message_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2).unwrap().into(),
+        message_content: smsgw_codecs::text::encode(text, smsgw_codecs::text::DataCoding::UCS2)
+            .unwrap()
+            .into(),
         ..Default::default()
     };
     s.user_numbers.push(FixedStr::from_padded(dest.as_bytes()));
@@ -242,7 +280,14 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status: u16 = text.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
