@@ -41,10 +41,27 @@ async fn run(seed: u64) -> (BTreeMap<u32, Option<u32>>, Vec<String>) {
     c.send_raw(&all).await;
     let mut results: BTreeMap<u32, Option<u32>> = (1..=n).map(|i| (i, None)).collect();
     let mut stats = Vec::new();
+    // Done when every submit is answered or known dropped, and every
+    // accepted submit (status 0 in the received ring) has its report.
+    let mut answered = 0u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match c.recv_within(Duration::from_millis(500)).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replay run did not finish"
+        );
+        let st = s.stats().totals;
+        let accepted = s.received().iter().filter(|m| m.status == 0).count();
+        if st.submits_received == n as u64
+            && answered + st.faults_dropped == n as u64
+            && stats.len() == accepted
+        {
+            break;
+        }
+        match c.recv_within(Duration::from_millis(100)).await {
             Recv::Item(smsgw_codecs::Inbound::Packet(p)) => match p.pdu {
                 cmpp::Pdu::SubmitResp(r) => {
+                    answered += 1;
                     results.insert(p.seq, Some(r.result.0));
                 }
                 cmpp::Pdu::Deliver(d) => {
@@ -61,7 +78,7 @@ async fn run(seed: u64) -> (BTreeMap<u32, Option<u32>>, Vec<String>) {
                 }
                 other => panic!("{other:?}"),
             },
-            Recv::Timeout => break,
+            Recv::Timeout => continue,
             other => panic!("{other:?}"),
         }
     }
