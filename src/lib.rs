@@ -5,8 +5,11 @@
 //! codecs) ← `session` (carrier links: login, heartbeat, window,
 //! reconnect) ← `adapters` → `engine` (owns its ports); `main` wires them.
 
+pub mod adapters;
 pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod engine;
 pub mod protocol;
 
 pub use protocol::ProtocolKind;

@@ -12,6 +12,9 @@ use smsgw::cli;
     about = "SMS carrier gateway: CMPP 2.0/3.0, SMGP 3.0, SGIP 1.2"
 )]
 struct Cli {
+    /// `--store URL` / `--config PATH`, global to every store-backed command.
+    #[command(flatten)]
+    store: cli::StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +25,16 @@ enum Command {
     Pdu(cli::pdu::PduArgs),
     /// Load-test a carrier endpoint through the session layer.
     Bench(cli::bench::BenchCli),
+    /// Manage carrier links (add, list, remove).
+    Link(cli::link::LinkArgs),
+    /// Queue a message into the embedded queue.
+    Send(cli::send::SendArgs),
+    /// Message counts by state, link and biz (segments for cost allocation).
+    Stats(cli::stats::StatsArgs),
+    /// Inspect a message's status history.
+    Msg(cli::msg::MsgArgs),
+    /// Run the gateway.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn init_tracing() {
@@ -45,6 +58,11 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Pdu(a) => cli::pdu::run(a),
         Command::Bench(a) => runtime().and_then(|rt| rt.block_on(cli::bench::run(a))),
+        Command::Link(a) => runtime().and_then(|rt| rt.block_on(cli::link::run(a, &args.store))),
+        Command::Send(a) => runtime().and_then(|rt| rt.block_on(cli::send::run(a, &args.store))),
+        Command::Stats(a) => runtime().and_then(|rt| rt.block_on(cli::stats::run(a, &args.store))),
+        Command::Msg(a) => runtime().and_then(|rt| rt.block_on(cli::msg::run(a, &args.store))),
+        Command::Serve(a) => runtime().and_then(|rt| rt.block_on(cli::serve::run(a, &args.store))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

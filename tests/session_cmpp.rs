@@ -53,6 +53,9 @@ struct PeerCfg {
     garbage_after: Option<u32>,
     /// Hold every batch of responses this long before writing it.
     respond_delay: Option<Duration>,
+    /// Admit at most this many submits per 1 s window (per link), answer
+    /// the rest with Result 8.
+    tps_limit: Option<u32>,
 }
 
 #[derive(Default)]
@@ -66,6 +69,16 @@ struct PeerStats {
     deliver_resp_results: Mutex<Vec<u32>>,
     /// Submit sequence → times seen.
     seen: Mutex<HashMap<u32, u32>>,
+    /// Reads that carried at least one SUBMIT, and how many carried two or
+    /// more (the client batched several frames into one write).
+    submit_reads: AtomicU32,
+    multi_submit_reads: AtomicU32,
+    max_submits_per_read: AtomicU32,
+    /// When each accepted / throttled submit was answered.
+    accepted_at: Mutex<Vec<tokio::time::Instant>>,
+    throttled_at: Mutex<Vec<tokio::time::Instant>>,
+    /// Start of the current TPS window and submits admitted in it.
+    tps_window: Mutex<Option<(tokio::time::Instant, u32)>>,
 }
 
 async fn start_peer(cfg: PeerCfg) -> (String, Arc<PeerStats>) {
@@ -88,15 +101,18 @@ async fn start_peer(cfg: PeerCfg) -> (String, Arc<PeerStats>) {
 
 async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_no: u32) {
     let framer = Framer::new(Cmpp::new(Version::V30));
-    let mut rbuf = BytesMut::new();
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut wbuf = BytesMut::new();
     let mut seq = 1000u32;
     let mut submits_here = 0u32;
     loop {
+        // Read as a carrier would: whatever is there, up to 64 KiB.
+        rbuf.reserve(64 * 1024);
         match sock.read_buf(&mut rbuf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let mut submits_this_read = 0u32;
         while let Ok(Some(item)) = framer.decode(&mut rbuf) {
             let Inbound::Packet(Packet { seq: s, pdu }) = item else {
                 continue;
@@ -139,6 +155,7 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                 }
                 Pdu::Submit(_) => {
                     submits_here += 1;
+                    submits_this_read += 1;
                     let n = st.submits.fetch_add(1, Ordering::SeqCst) + 1;
                     let times = {
                         let mut seen = st.seen.lock().unwrap();
@@ -163,9 +180,32 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                     {
                         continue;
                     }
-                    let result = if n <= cfg.throttle_first {
+                    let over_limit = cfg.tps_limit.is_some_and(|limit| {
+                        let now = tokio::time::Instant::now();
+                        let mut w = st.tps_window.lock().unwrap();
+                        let (start, count) = w.get_or_insert((now, 0));
+                        if now.duration_since(*start) >= Duration::from_secs(1) {
+                            *start = now;
+                            *count = 0;
+                        }
+                        if *count < limit {
+                            *count += 1;
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    let result = if n <= cfg.throttle_first || over_limit {
+                        st.throttled_at
+                            .lock()
+                            .unwrap()
+                            .push(tokio::time::Instant::now());
                         SubmitResult::FLOW_CONTROL
                     } else {
+                        st.accepted_at
+                            .lock()
+                            .unwrap()
+                            .push(tokio::time::Instant::now());
                         SubmitResult::OK
                     };
                     let msg_id = MsgId(0x1000_0000 + s as u64);
@@ -221,6 +261,14 @@ async fn peer_conn(mut sock: TcpStream, cfg: PeerCfg, st: Arc<PeerStats>, conn_n
                 }
                 _ => {}
             }
+        }
+        if submits_this_read > 0 {
+            st.submit_reads.fetch_add(1, Ordering::SeqCst);
+            if submits_this_read >= 2 {
+                st.multi_submit_reads.fetch_add(1, Ordering::SeqCst);
+            }
+            st.max_submits_per_read
+                .fetch_max(submits_this_read, Ordering::SeqCst);
         }
         if !wbuf.is_empty() {
             if let Some(d) = cfg.respond_delay {
@@ -575,22 +623,8 @@ async fn window_timeout_gives_up_after_n_sends() {
     link.shutdown().await;
 }
 
-#[tokio::test]
-async fn throttle_results_slow_the_rate_and_lose_nothing() {
-    let (addr, _stats) = start_peer(PeerCfg {
-        throttle_first: 20,
-        ..Default::default()
-    })
-    .await;
-    let mut cfg = config(&addr);
-    cfg.rate = RateConfig::capped(500.0).unwrap();
-    let (link, mut rx) = Link::start(cfg).await.unwrap();
-    submit_all(&link, 60).await;
-    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 60).await;
-    let res = results(&evs);
-    assert_eq!(res.len(), 60);
-    let throttled = res
-        .values()
+fn count_throttled(res: &HashMap<u64, LinkEvent>) -> usize {
+    res.values()
         .filter(|e| {
             matches!(
                 e,
@@ -601,15 +635,184 @@ async fn throttle_results_slow_the_rate_and_lose_nothing() {
                 }
             )
         })
-        .count();
-    let accepted = res
-        .values()
+        .count()
+}
+
+fn count_accepted(res: &HashMap<u64, LinkEvent>) -> usize {
+    res.values()
         .filter(|e| matches!(e, LinkEvent::Accepted { .. }))
-        .count();
-    assert_eq!(throttled, 20);
-    assert_eq!(accepted, 40);
+        .count()
+}
+
+#[tokio::test]
+async fn throttled_submits_are_resent_after_the_rate_is_cut() {
+    let (addr, stats) = start_peer(PeerCfg {
+        throttle_first: 20,
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = config(&addr);
+    cfg.rate = RateConfig::capped(500.0).unwrap();
+    cfg.throttle.delay = Duration::from_millis(20);
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    submit_all(&link, 60).await;
+    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 60).await;
+    let res = results(&evs);
+    assert_eq!(res.len(), 60);
+    assert_eq!(count_throttled(&res), 0, "{res:?}");
+    assert_eq!(count_accepted(&res), 60, "every throttled submit resent");
+    // 20 throttled sends plus 60 accepted ones.
+    assert_eq!(stats.submits.load(Ordering::SeqCst), 80);
     let tps = link.current_tps().unwrap();
     assert!(tps < 500.0, "rate was cut: {tps}");
+    link.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttle_resends_are_bounded_then_rejected() {
+    let (addr, stats) = start_peer(PeerCfg {
+        throttle_first: u32::MAX,
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = config(&addr);
+    cfg.rate = RateConfig::capped(500.0).unwrap();
+    cfg.throttle.max_resends = 2;
+    cfg.throttle.delay = Duration::from_millis(10);
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    submit_all(&link, 5).await;
+    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 5).await;
+    let res = results(&evs);
+    assert_eq!(count_throttled(&res), 5, "{res:?}");
+    // Sent 1 + 2 resends each.
+    assert_eq!(stats.submits.load(Ordering::SeqCst), 15);
+    link.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_throttle_resends_when_disabled() {
+    let (addr, _stats) = start_peer(PeerCfg {
+        throttle_first: 20,
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = config(&addr);
+    cfg.rate = RateConfig::capped(500.0).unwrap();
+    cfg.throttle.max_resends = 0;
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    submit_all(&link, 60).await;
+    let evs = collect(&mut rx, Duration::from_secs(10), |e| results(e).len() == 60).await;
+    let res = results(&evs);
+    assert_eq!(count_throttled(&res), 20);
+    assert_eq!(count_accepted(&res), 40);
+    link.shutdown().await;
+}
+
+/// A carrier admitting 100 submits/s against our cap of 400 over two
+/// connections: every message ends Accepted, and once the rate has adapted
+/// the accepted rate stays at the carrier's limit with few throttles.
+#[tokio::test]
+async fn carrier_tps_limit_rate_converges_and_nothing_is_lost() {
+    let limit = 100u32;
+    let (addr, stats) = start_peer(PeerCfg {
+        tps_limit: Some(limit),
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = config(&addr);
+    cfg.connections = 2;
+    cfg.window = WindowConfig::try_new(16, Duration::from_secs(2), 3).unwrap();
+    cfg.rate = RateConfig::capped(400.0).unwrap();
+    cfg.throttle.max_resends = 50;
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    let n = 600u64;
+    let started = tokio::time::Instant::now();
+    let producer = {
+        let sub = link.submitter();
+        tokio::spawn(async move {
+            for t in 0..n {
+                sub.submit(req(t)).await.unwrap();
+            }
+        })
+    };
+    let evs = collect(&mut rx, Duration::from_secs(30), |e| {
+        results(e).len() == n as usize
+    })
+    .await;
+    producer.await.unwrap();
+    let res = results(&evs);
+    assert_eq!(res.len(), n as usize, "every message has a result");
+    assert_eq!(count_accepted(&res), n as usize, "{res:?}");
+    let sends = stats.submits.load(Ordering::SeqCst) as u64;
+    let throttles = sends - n;
+    // Second half of the run: the accepted rate is at the limit (a little
+    // over is possible across the peer's window boundaries) and throttles
+    // are rare.
+    let at = stats.accepted_at.lock().unwrap().clone();
+    let total = at.last().unwrap().duration_since(started);
+    let half = started + total / 2;
+    let late = at.iter().filter(|t| **t >= half).count();
+    let late_throttles = stats
+        .throttled_at
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t >= half)
+        .count();
+    let late_secs = (total / 2).as_secs_f64();
+    let late_tps = late as f64 / late_secs;
+    let tps_now = link.current_tps().unwrap();
+    eprintln!(
+        "limit {limit}/s: {n} accepted in {:.2} s with {throttles} throttles ({late_throttles} in the second half); late {late_tps:.1}/s; adaptive rate {tps_now:.1}",
+        total.as_secs_f64()
+    );
+    assert!(late_tps <= limit as f64 * 1.25, "late tps {late_tps}");
+    assert!(
+        late_tps >= limit as f64 * 0.5,
+        "late tps {late_tps} too low"
+    );
+    assert!(tps_now < 400.0, "the adaptive rate came down: {tps_now}");
+    assert!(
+        (late_throttles as f64) < 0.25 * late as f64,
+        "second half: {late_throttles} throttles vs {late} accepted"
+    );
+    link.shutdown().await;
+}
+
+/// With a window of 64 and a full queue, several SUBMIT frames leave in one
+/// write: the peer sees reads carrying two or more, and the link's own
+/// counters show more frames than write syscalls.
+#[tokio::test]
+async fn submits_are_batched_into_few_writes() {
+    let (addr, stats) = start_peer(PeerCfg {
+        respond_delay: Some(Duration::from_millis(5)),
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = config(&addr);
+    cfg.window = WindowConfig::try_new(64, Duration::from_secs(2), 3).unwrap();
+    cfg.queue_capacity = 1024;
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    // Queue everything before the login completes.
+    let n = 1000u64;
+    for t in 0..n {
+        link.try_submit(req(t)).unwrap();
+    }
+    let evs = collect(&mut rx, Duration::from_secs(20), |e| {
+        results(e).len() == n as usize
+    })
+    .await;
+    let res = results(&evs);
+    assert_eq!(count_accepted(&res), n as usize);
+    let reads = stats.submit_reads.load(Ordering::SeqCst);
+    let multi = stats.multi_submit_reads.load(Ordering::SeqCst);
+    let max = stats.max_submits_per_read.load(Ordering::SeqCst);
+    let (writes, frames) = link.io_stats();
+    eprintln!("peer: {reads} reads with submits, {multi} with >= 2, max {max}; client: {frames} frames in {writes} writes");
+    assert!(multi >= 1 && max >= 2, "no read carried two submits");
+    assert!(reads < n as u32, "{reads} reads for {n} submits");
+    assert!(frames >= n, "{frames} frames");
+    assert!(writes * 2 <= frames, "{frames} frames in {writes} writes");
     link.shutdown().await;
 }
 
@@ -684,6 +887,7 @@ async fn bench_reports_throughput_latency_and_reports() {
         window: 16,
         tps: 0,
         text: "bench".into(),
+        reports: true,
         json: true,
     };
     let report = smsgw::session::run_bench(args).await.unwrap();
@@ -691,6 +895,7 @@ async fn bench_reports_throughput_latency_and_reports() {
     assert_eq!(report.accepted, 300, "{report:?}");
     assert_eq!(report.errors, 0);
     assert_eq!(report.reports, 300);
+    assert!(report.writes > 0 && report.frames_out >= 300, "{report:?}");
     assert!(report.msgs_per_s > 0.0 && report.p50_ms > 0.0 && report.p99_ms >= report.p50_ms);
     let shown = report.to_string();
     let last = shown.lines().last().unwrap();

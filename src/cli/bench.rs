@@ -31,6 +31,9 @@ pub struct BenchCli {
     /// Message text (a long text is several segments).
     #[arg(long, default_value = "smsgw bench 验证码 123456")]
     pub text: String,
+    /// Don't ask for status reports (Registered_Delivery 0) nor wait for them.
+    #[arg(long)]
+    pub no_reports: bool,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -55,6 +58,7 @@ pub async fn run(a: BenchCli) -> Result<()> {
         window: a.window,
         tps: a.tps,
         text: a.text,
+        reports: !a.no_reports,
         json: a.json,
     })
     .await?;

@@ -32,6 +32,8 @@ pub struct BenchArgs {
     /// 0 = unlimited.
     pub tps: u32,
     pub text: String,
+    /// Ask for status reports (Registered_Delivery 1) and wait for them.
+    pub reports: bool,
     /// Print one JSON object as the last line.
     pub json: bool,
 }
@@ -48,6 +50,7 @@ impl Default for BenchArgs {
             window: 16,
             tps: 0,
             text: "smsgw bench".into(),
+            reports: true,
             json: false,
         }
     }
@@ -69,6 +72,11 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// `write` syscalls on the carrier sockets and frames they carried
+    /// (frames_per_write > 1: several submits per syscall).
+    pub writes: u64,
+    pub frames_out: u64,
+    pub frames_per_write: f64,
     /// Print the JSON object as the last line of the `Display` output.
     #[serde(skip)]
     pub json: bool,
@@ -92,6 +100,11 @@ impl fmt::Display for BenchReport {
             f,
             "latency:    p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms (submit -> response)",
             self.p50_ms, self.p99_ms, self.max_ms
+        )?;
+        writeln!(
+            f,
+            "writes:     {} frames in {} writes ({:.1} frames/write)",
+            self.frames_out, self.writes, self.frames_per_write
         )?;
         writeln!(f, "accepted:   {}", self.accepted)?;
         writeln!(f, "reports:    {}", self.reports)?;
@@ -149,7 +162,7 @@ fn segments(args: &BenchArgs, reference: u8) -> anyhow::Result<Vec<Segment>> {
             pk_total: s.pk_total(),
             pk_number: s.pk_number(),
             content: Bytes::from(s.content.to_vec()),
-            need_report: true,
+            need_report: args.reports,
         })
         .collect())
 }
@@ -221,7 +234,8 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let stall = Duration::from_secs(200);
     loop {
         if settled >= total
-            && (reports >= accepted
+            && (!args.reports
+                || reports >= accepted
                 || results_done.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
         {
             break;
@@ -275,6 +289,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    let (writes, frames_out) = link.io_stats();
     link.shutdown().await;
     // Anything the shutdown reported after the loop is counted too.
     while let Ok(ev) = events.try_recv() {
@@ -305,6 +320,13 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         max_ms: hist.max() as f64 / 1000.0,
+        writes,
+        frames_out,
+        frames_per_write: if writes > 0 {
+            frames_out as f64 / writes as f64
+        } else {
+            0.0
+        },
         json: false,
     }
     .json_flag(args.json))

@@ -11,7 +11,9 @@
 //! [`SendWindow`]. Nothing here panics; every submit pulled from the queue
 //! ends in exactly one result event.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,61 @@ pub(crate) struct ConnParams {
     pub window: WindowConfig,
     pub timers: ConnTimers,
     pub max_frame: usize,
+    pub throttle: ThrottleRetry,
+}
+
+/// What the session does with a submit the carrier answered "throttled"
+/// (CMPP result 8, SMGP 75, ...): after the shared rate has been cut, the
+/// same segment is sent again (a new sequence) no sooner than
+/// `delay × (throttles so far)`, capped at 10× `delay`, and at most
+/// `max_resends` times; after that the engine gets `Rejected{Throttled}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRetry {
+    /// 0 reports the first throttle straight away (the old behaviour).
+    pub max_resends: u32,
+    pub delay: Duration,
+}
+
+impl Default for ThrottleRetry {
+    fn default() -> Self {
+        ThrottleRetry {
+            max_resends: 10,
+            delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Write-side counters of a link, summed over its connections: how many
+/// frames went out in how many `write` syscalls (frames / writes > 1 means
+/// batching works).
+#[derive(Debug, Default)]
+pub struct IoStats {
+    pub writes: AtomicU64,
+    pub frames: AtomicU64,
+}
+
+impl IoStats {
+    /// (writes, frames) so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.frames.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A throttled submit waiting to be sent again. Owned by the connection's
+/// supervisor, so it survives a reconnect; reported as `Rejected` if the
+/// link shuts down first.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    pub job: SubmitRequest,
+    /// Throttle answers so far.
+    pub throttles: u32,
+    pub not_before: Instant,
+    /// The last throttle answer, for the final `Rejected`.
+    pub code: u32,
+    pub latency: Duration,
 }
 
 /// What the connections of a link share.
@@ -81,14 +138,18 @@ pub(crate) struct ConnShared {
     pub rate: SharedRate,
     pub shutdown: watch::Receiver<bool>,
     pub mo: MoAssembler,
+    pub io: Arc<IoStats>,
 }
 
-/// A request in the window: its token and the encoded frame, kept for
-/// resends (Bytes: cloning is a reference count).
+/// A request in the window: the request itself (kept for a resend after a
+/// throttle) and the encoded frame, kept for timeout resends (Bytes:
+/// cloning is a reference count).
 #[derive(Debug, Clone)]
 struct InFlight {
-    token: u64,
+    job: SubmitRequest,
     frame: Bytes,
+    /// Throttle answers it already had.
+    throttles: u32,
 }
 
 /// How the connection ended, and whether it ever logged in.
@@ -141,6 +202,7 @@ struct ConnMetrics {
     capacity: Gauge,
     sessions: Gauge,
     retries: Counter,
+    throttle_resends: Counter,
     hb_missed: Counter,
     throttles: Counter,
     rate: Gauge,
@@ -171,6 +233,7 @@ impl ConnMetrics {
             capacity: gauge!(m::WINDOW_CAPACITY, "carrier" => link.to_owned(), "protocol" => protocol),
             sessions: gauge!(m::SESSIONS, "carrier" => link.to_owned(), "protocol" => protocol),
             retries: counter!(m::RETRIES, "carrier" => link.to_owned(), "protocol" => protocol, "reason" => "response_timeout"),
+            throttle_resends: counter!(m::RETRIES, "carrier" => link.to_owned(), "protocol" => protocol, "reason" => "throttled"),
             hb_missed: l(m::HEARTBEATS_MISSED),
             throttles: l(m::THROTTLES),
             rate: gauge!(m::RATE_LIMIT_TPS, "carrier" => link.to_owned(), "protocol" => protocol),
@@ -193,7 +256,12 @@ impl ConnMetrics {
 
 /// Runs one connection from connect to close. Emits `Up` after login and
 /// every per-submit result; the caller emits `Down` with the returned reason.
-pub(crate) async fn run_conn<D: Dialect>(dialect: D, p: &ConnParams, sh: &ConnShared) -> ConnEnd {
+pub(crate) async fn run_conn<D: Dialect>(
+    dialect: D,
+    p: &ConnParams,
+    sh: &ConnShared,
+    retry: &mut VecDeque<Retry>,
+) -> ConnEnd {
     let span =
         info_span!("session", carrier = %p.link, protocol = dialect.name(), conn_id = p.conn_id);
     async move {
@@ -234,6 +302,8 @@ pub(crate) async fn run_conn<D: Dialect>(dialect: D, p: &ConnParams, sh: &ConnSh
             scratch: BytesMut::with_capacity(1024),
             window: SendWindow::new(p.window),
             pending: Vec::new(),
+            retry,
+            wframes: 0,
             m: metrics,
         };
         if let Err(reason) = conn.login(peer).await {
@@ -276,6 +346,10 @@ struct Conn<'a, D: Dialect> {
     window: SendWindow<<D::P as Protocol>::Seq, InFlight>,
     /// Events produced during a turn, sent after it.
     pending: Vec<LinkEvent>,
+    /// Throttled submits waiting to be sent again (the supervisor's).
+    retry: &'a mut VecDeque<Retry>,
+    /// Frames in `wbuf` not yet written.
+    wframes: u64,
     m: ConnMetrics,
 }
 
@@ -287,7 +361,10 @@ impl<D: Dialect> Conn<'_, D> {
     /// own replies is logged and skipped (nothing the peer did).
     fn queue_frame(&mut self, seq: Seq<D>, pdu: &Pdu<D>) {
         match self.framer.encode(seq, pdu, &mut self.wbuf) {
-            Ok(()) => self.m.sent_other.increment(1),
+            Ok(()) => {
+                self.wframes += 1;
+                self.m.sent_other.increment(1);
+            }
             Err(e) => warn!(error = %e, ?seq, "could not encode a reply"),
         }
     }
@@ -301,9 +378,27 @@ impl<D: Dialect> Conn<'_, D> {
             return Ok(());
         }
         trace!(target: "smsgw::wire", bytes = self.wbuf.len(), hex = %HexFmt(&self.wbuf), "write");
-        let res = self.wr.write_all(&self.wbuf).await;
+        // `write` in a loop rather than `write_all` to count the syscalls.
+        let mut off = 0;
+        let mut writes = 0u64;
+        let res = loop {
+            if off == self.wbuf.len() {
+                break Ok(());
+            }
+            match self.wr.write(&self.wbuf[off..]).await {
+                Ok(0) => break Err(DownReason::Io("connection closed while writing".into())),
+                Ok(n) => {
+                    off += n;
+                    writes += 1;
+                }
+                Err(e) => break Err(DownReason::Io(e.to_string())),
+            }
+        };
         self.wbuf.clear();
-        res.map_err(|e| DownReason::Io(e.to_string()))
+        self.sh.io.writes.fetch_add(writes, Ordering::Relaxed);
+        self.sh.io.frames.fetch_add(self.wframes, Ordering::Relaxed);
+        self.wframes = 0;
+        res
     }
 
     async fn emit_pending(&mut self) {
@@ -389,8 +484,9 @@ impl<D: Dialect> Conn<'_, D> {
         }
     }
 
-    /// Encodes and sends one submit into the window.
-    fn send_job(&mut self, job: SubmitRequest, ts: Timestamp, now: Instant) {
+    /// Encodes and sends one submit into the window. `throttles`: throttle
+    /// answers it already had (0 for a fresh submit).
+    fn send_job(&mut self, job: SubmitRequest, throttles: u32, ts: Timestamp, now: Instant) {
         let pdu = match self.d.submit(&self.p.creds, &job.segment) {
             Ok(pdu) => pdu,
             Err(e) => {
@@ -411,17 +507,20 @@ impl<D: Dialect> Conn<'_, D> {
             return;
         }
         let frame = self.scratch.split().freeze();
+        let token = job.token;
         match self.window.on_sent(
             seq,
             InFlight {
-                token: job.token,
+                job,
                 frame: frame.clone(),
+                throttles,
             },
             now,
         ) {
             Ok(()) => {
-                debug!(?seq, token = job.token, "submit");
+                debug!(?seq, token, throttles, "submit");
                 self.wbuf.extend_from_slice(&frame);
+                self.wframes += 1;
                 self.m.sent_submit.increment(1);
                 self.m.in_flight.increment(1.0);
                 self.sh.rate.consume(now);
@@ -430,7 +529,7 @@ impl<D: Dialect> Conn<'_, D> {
                 // Not written: the engine may safely resubmit it.
                 warn!(?seq, reason = %refused, "window refused a submit");
                 self.pending.push(LinkEvent::Unsent {
-                    token: refused.into_msg().token,
+                    token: refused.into_msg().job.token,
                 });
             }
         }
@@ -444,12 +543,15 @@ impl<D: Dialect> Conn<'_, D> {
                     self.m.retries.increment(1);
                     self.m.sent_submit.increment(1);
                     self.wbuf.extend_from_slice(&msg.frame);
+                    self.wframes += 1;
                 }
                 WindowEvent::TimedOut { seq, msg, sends } => {
                     warn!(?seq, sends, timeout = ?self.p.window.timeout(), "submit timed out");
                     self.m.in_flight.decrement(1.0);
                     self.m.results[4].increment(1);
-                    self.pending.push(LinkEvent::TimedOut { token: msg.token });
+                    self.pending.push(LinkEvent::TimedOut {
+                        token: msg.job.token,
+                    });
                 }
             }
         }
@@ -495,7 +597,7 @@ impl<D: Dialect> Conn<'_, D> {
                 self.m.in_flight.decrement(1.0);
                 self.m.latency.record(ans.latency.as_secs_f64());
                 self.m.result(outcome.class()).increment(1);
-                let token = ans.msg.token;
+                let token = ans.msg.job.token;
                 match outcome {
                     SubmitOutcome::Accepted(carrier_id) => {
                         debug!(?seq, token, %carrier_id, "accepted");
@@ -513,6 +615,22 @@ impl<D: Dialect> Conn<'_, D> {
                             let tps = self.sh.rate.current_tps().unwrap_or(0.0);
                             self.m.rate.set(tps);
                             warn!(code, tps, "carrier throttled us, slowing down");
+                        }
+                        let throttles = ans.msg.throttles + 1;
+                        if class == StatusClass::Throttled
+                            && throttles <= self.p.throttle.max_resends
+                        {
+                            // Send it again later, paced by the (cut) rate.
+                            let wait = self.p.throttle.delay * throttles.min(10);
+                            self.m.throttle_resends.increment(1);
+                            self.retry.push_back(Retry {
+                                job: ans.msg.job,
+                                throttles,
+                                not_before: now + wait,
+                                code,
+                                latency: ans.latency,
+                            });
+                            return Ok(());
                         }
                         self.pending.push(LinkEvent::Rejected {
                             token,
@@ -584,6 +702,17 @@ impl<D: Dialect> Conn<'_, D> {
         let sleep = tokio::time::sleep(far);
         tokio::pin!(sleep);
 
+        // Whatever arrived right behind the login response (a DELIVER, a
+        // heartbeat) is handled now, not after the next read.
+        if !self.rbuf.is_empty() {
+            let res = self.decode_all(now(), false);
+            let flushed = self.flush().await;
+            self.emit_pending().await;
+            if let Err(reason) = res.and(flushed) {
+                return reason;
+            }
+        }
+
         loop {
             let t = now();
             // Terminate once in-flight has settled or the grace ran out.
@@ -609,6 +738,16 @@ impl<D: Dialect> Conn<'_, D> {
                 return DownReason::Shutdown;
             }
 
+            // Throttled submits whose time has come go first.
+            if closing.is_none() && self.send_retries(t) {
+                self.drain_window_events();
+                let flushed = self.flush().await;
+                self.emit_pending().await;
+                if let Err(reason) = flushed {
+                    return reason;
+                }
+            }
+
             // One wake-up: the earliest of every deadline.
             let mut wake = t + far;
             let mut arm = |at: Option<Instant>| {
@@ -622,6 +761,15 @@ impl<D: Dialect> Conn<'_, D> {
             }
             arm(closing);
             arm(terminate_deadline);
+            if closing.is_none() && self.window.can_send() {
+                // A due retry held back by the rate waits on the rate's
+                // deadline (armed below), never on a past instant.
+                arm(self
+                    .retry
+                    .front()
+                    .map(|r| r.not_before)
+                    .filter(|&at| at > t));
+            }
             let mut pull = closing.is_none() && self.window.can_send();
             if pull {
                 if let Err(at) = self.sh.rate.poll_ready(t) {
@@ -648,23 +796,7 @@ impl<D: Dialect> Conn<'_, D> {
                             last_rx = t;
                             hb_deadline = None;
                             hb_missed = 0;
-                            let mut res = Ok(());
-                            loop {
-                                match self.framer.decode(&mut self.rbuf) {
-                                    Ok(Some(item)) => {
-                                        if let Err(e) = self.on_inbound(item, t, terminate_deadline.is_some()) {
-                                            res = Err(e);
-                                            break;
-                                        }
-                                    }
-                                    Ok(None) => break,
-                                    Err(e) => {
-                                        res = Err(self.framing_error(&e));
-                                        break;
-                                    }
-                                }
-                            }
-                            res
+                            self.decode_all(t, terminate_deadline.is_some())
                         }
                     }
                 }
@@ -673,11 +805,11 @@ impl<D: Dialect> Conn<'_, D> {
                         Ok(job) => {
                             let t = now();
                             let ts = wall_timestamp();
-                            self.send_job(job, ts, t);
+                            self.send_job(job, 0, ts, t);
                             // Batch: take whatever else is ready right now.
                             while self.window.can_send() && self.sh.rate.poll_ready(t).is_ok() {
                                 match self.sh.queue.try_recv() {
-                                    Ok(job) => self.send_job(job, ts, t),
+                                    Ok(job) => self.send_job(job, 0, ts, t),
                                     Err(_) => break,
                                 }
                             }
@@ -725,6 +857,35 @@ impl<D: Dialect> Conn<'_, D> {
         }
     }
 
+    /// Handles every complete frame in the read buffer.
+    fn decode_all(&mut self, now: Instant, terminating: bool) -> Result<(), DownReason> {
+        loop {
+            match self.framer.decode(&mut self.rbuf) {
+                Ok(Some(item)) => self.on_inbound(item, now, terminating)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.framing_error(&e)),
+            }
+        }
+    }
+
+    /// Sends throttled submits that are due, as far as the window and the
+    /// rate allow. True when anything was sent.
+    fn send_retries(&mut self, now: Instant) -> bool {
+        let mut sent = false;
+        let ts = wall_timestamp();
+        while self.window.can_send()
+            && self.retry.front().is_some_and(|r| r.not_before <= now)
+            && self.sh.rate.poll_ready(now).is_ok()
+        {
+            let Some(r) = self.retry.pop_front() else {
+                break;
+            };
+            self.send_job(r.job, r.throttles, ts, now);
+            sent = true;
+        }
+        sent
+    }
+
     async fn finish(&mut self, reason: DownReason) -> DownReason {
         self.drain_window_events();
         let _ = self.flush().await;
@@ -752,7 +913,9 @@ impl<D: Dialect> Conn<'_, D> {
         for (_, msg) in lost {
             self.m.in_flight.decrement(1.0);
             self.m.results[5].increment(1);
-            self.pending.push(LinkEvent::Unknown { token: msg.token });
+            self.pending.push(LinkEvent::Unknown {
+                token: msg.job.token,
+            });
         }
         self.emit_pending().await;
     }

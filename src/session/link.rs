@@ -4,6 +4,7 @@
 //! exponential backoff. SGIP links also run the SP-side server on which the
 //! SMG delivers reports and MO messages.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::backoff::Backoff;
-use super::conn::{run_conn, ConnParams, ConnShared, ConnTimers};
+use super::conn::{run_conn, ConnParams, ConnShared, ConnTimers, IoStats, Retry, ThrottleRetry};
 use super::dialect::{self, Credentials, Dialect, ProtocolKind};
 use super::metrics as m;
 use super::rate::{RateConfig, SharedRate};
@@ -46,6 +47,8 @@ pub struct LinkConfig {
     pub window: WindowConfig,
     pub rate: RateConfig,
     pub timers: ConnTimers,
+    /// Resending throttled submits (default: up to 10 times).
+    pub throttle: ThrottleRetry,
     pub reconnect: Backoff,
     /// Submits waiting for a connection (backpressure beyond this).
     pub queue_capacity: usize,
@@ -84,6 +87,7 @@ impl LinkConfig {
             window: WindowConfig::default(),
             rate: RateConfig::unlimited(),
             timers: ConnTimers::default(),
+            throttle: ThrottleRetry::default(),
             reconnect: Backoff::default(),
             queue_capacity: 1024,
             events_capacity: 1024,
@@ -138,6 +142,7 @@ pub struct LinkHandle {
     tasks: Vec<JoinHandle<()>>,
     sgip_addr: Option<SocketAddr>,
     rate: SharedRate,
+    io: Arc<IoStats>,
 }
 
 /// Submit-only handle; clone freely.
@@ -176,7 +181,9 @@ impl Link {
         let (sd_tx, sd_rx) = watch::channel(false);
         let rate = SharedRate::new(cfg.rate, tokio::time::Instant::now().into_std());
         let mo = MoAssembler::new(cfg.mo_reassembly_ttl);
+        let io = Arc::new(IoStats::default());
         let shared = ConnShared {
+            io: io.clone(),
             queue: rx.clone(),
             events: ev_tx.clone(),
             rate: rate.clone(),
@@ -215,6 +222,7 @@ impl Link {
                 window: cfg.window,
                 timers: cfg.timers.clone(),
                 max_frame: cfg.max_frame,
+                throttle: cfg.throttle,
             };
             let task = match cfg.protocol {
                 ProtocolKind::Cmpp2 => {
@@ -252,6 +260,7 @@ impl Link {
                 tasks,
                 sgip_addr,
                 rate,
+                io,
             },
             ev_rx,
         ))
@@ -274,12 +283,14 @@ where
         let reconnects = metrics::counter!(m::SESSION_RECONNECTS, "carrier" => p.link.to_string(), "protocol" => make().name());
         let mut attempt = 0u32;
         let mut shutdown = sh.shutdown.clone();
+        // Throttled submits to send again; kept across reconnects.
+        let mut retry: VecDeque<Retry> = VecDeque::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let started = Instant::now();
-            let end = run_conn(make(), &p, &sh).await;
+            let end = run_conn(make(), &p, &sh, &mut retry).await;
             let reason = end.reason;
             let _ = sh
                 .events
@@ -311,6 +322,22 @@ where
                 () = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => break,
             }
+        }
+        // Shut down with throttled submits still waiting: the carrier's last
+        // word on them was "throttled"; the engine may resubmit.
+        if !retry.is_empty() {
+            warn!(carrier = %p.link, conn_id = p.conn_id, count = retry.len(), "shutting down with throttled submits not yet resent");
+        }
+        for r in retry.drain(..) {
+            let _ = sh
+                .events
+                .send(LinkEvent::Rejected {
+                    token: r.job.token,
+                    code: r.code,
+                    class: smsgw_codecs::StatusClass::Throttled,
+                    latency: r.latency,
+                })
+                .await;
         }
     })
 }
@@ -353,6 +380,11 @@ impl LinkHandle {
     /// The adaptive submit rate now (`None` when unlimited).
     pub fn current_tps(&self) -> Option<f64> {
         self.rate.current_tps()
+    }
+
+    /// (write syscalls, frames written) over all connections so far.
+    pub fn io_stats(&self) -> (u64, u64) {
+        self.io.snapshot()
     }
 
     /// Submits waiting for a connection.

@@ -1,0 +1,991 @@
+//! SQL store: the engine's [`MessageStore`], [`ReportStore`] and
+//! [`LinkRegistry`] plus the embedded input queue, on sqlx's `Any` driver.
+//!
+//! * SQLite is the embedded default (`sqlite://smsgw.db`, created if
+//!   missing; WAL, `synchronous=NORMAL`, busy timeout) and PostgreSQL the
+//!   production option. Migrations live in `migrations/{sqlite,postgres}/`
+//!   and are embedded in the binary.
+//! * Queries are runtime `query()` calls (no `DATABASE_URL` at build) in
+//!   portable SQL with `$N` placeholders (SQLite and PostgreSQL both take
+//!   them). The dialect points a MySQL backend would need to change are
+//!   `ON CONFLICT .. DO NOTHING` and `RETURNING` in [`SqlStore::accept`] and
+//!   [`SqlStore::enqueue`], and `$N` → `?`.
+//! * Times are `BIGINT` Unix milliseconds; flags are `SMALLINT`.
+//! * Every state change writes the message row and its `events` row in one
+//!   transaction; [`MessageStore::accept`] takes a whole batch per transaction.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::engine::ports::*;
+use crate::engine::types::*;
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Adds `mode=rwc` to a file SQLite URL so the file is created when missing.
+pub fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc")
+}
+
+fn backend_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(d)
+            if d.message().contains("locked") || d.message().contains("busy") =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+trait Ctx<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> Ctx<T> for Result<T, sqlx::Error> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(backend_err)
+    }
+}
+
+fn get_i64(row: &AnyRow, col: &str) -> StoreResult<i64> {
+    row.try_get::<i64, _>(col).db()
+}
+
+fn get_str(row: &AnyRow, col: &str) -> StoreResult<String> {
+    row.try_get::<String, _>(col).db()
+}
+
+fn get_opt_str(row: &AnyRow, col: &str) -> StoreResult<Option<String>> {
+    row.try_get::<Option<String>, _>(col).db()
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &'static str) -> StoreResult<T> {
+    s.parse()
+        .map_err(|_| StoreError::Backend(format!("bad {what} {s:?} in store")))
+}
+
+fn priority_of(i: i64) -> Priority {
+    match i {
+        0 => Priority::Otp,
+        2 => Priority::Marketing,
+        _ => Priority::Notify,
+    }
+}
+
+/// The SQL store. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const MESSAGE_COLS: &str =
+    "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
+     attempts, expire_at, possible_duplicate, last_reason";
+
+/// `last_reason` while a claimed attempt has no recorded outcome. Finding it
+/// at the next claim means the previous attempt's fate is unknown (crash,
+/// lost event): the resend is marked as a possible duplicate.
+const IN_FLIGHT: &str = "in_flight";
+
+impl SqlStore {
+    /// Connects and runs the migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url).ok_or_else(|| {
+            StoreError::Backend(format!(
+                "unsupported store url {url:?}: use sqlite:// or postgres://"
+            ))
+        })?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url(url))
+                    .await
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await,
+        }
+        .db()?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        Ok(SqlStore { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ------------------------------------------------------------ queue
+
+    /// Appends a raw record to the embedded queue; returns its position.
+    pub async fn enqueue(&self, payload: &str, now: Timestamp) -> StoreResult<i64> {
+        let row =
+            sqlx::query("INSERT INTO queue (payload, enqueued_at) VALUES ($1, $2) RETURNING id")
+                .bind(payload)
+                .bind(now.0)
+                .fetch_one(&self.pool)
+                .await
+                .db()?;
+        get_i64(&row, "id")
+    }
+
+    /// Records after `after`, oldest first.
+    pub async fn queue_peek(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, String)>> {
+        let rows = sqlx::query("SELECT id, payload FROM queue WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        rows.iter()
+            .map(|r| Ok((get_i64(r, "id")?, get_str(r, "payload")?)))
+            .collect()
+    }
+
+    /// Drops queue records up to and including `upto` (they are accepted).
+    pub async fn queue_commit(&self, upto: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM queue WHERE id <= $1")
+            .bind(upto)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    /// Dead letters, newest first.
+    pub async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT origin, upstream_id, payload, reason, at FROM dead_letters ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    origin: get_str(r, "origin")?,
+                    upstream_id: get_opt_str(r, "upstream_id")?,
+                    payload: get_str(r, "payload")?,
+                    reason: get_str(r, "reason")?,
+                    at: Timestamp(get_i64(r, "at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Reports kept as unmatched, newest first.
+    pub async fn unmatched_reports(&self, limit: usize) -> StoreResult<Vec<Report>> {
+        let rows = sqlx::query(
+            "SELECT provider_id, stat, delivered, link, received_at FROM reports \
+             WHERE status = 'unmatched' ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter().map(report_of).collect()
+    }
+
+    // ------------------------------------------------------------ helpers
+
+    /// Changes a message's state unless it is final; writes the event.
+    /// Returns the event when the row changed and the state is published.
+    async fn transition(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: MessageId,
+        to: MessageState,
+        code: Option<&str>,
+        link: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Option<StatusEvent>> {
+        let res = sqlx::query(
+            "UPDATE messages SET state = $1, code = COALESCE($2, code), link = COALESCE($3, link), \
+             updated_at = $4 WHERE id = $5 AND state NOT IN ('delivered', 'failed', 'expired') AND state <> $1",
+        )
+        .bind(to.as_str())
+        .bind(code)
+        .bind(link)
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+        if res.rows_affected() == 0 || !to.is_published() {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT upstream_id, recipient, segments, code, link, possible_duplicate FROM messages WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .db()?;
+        let ev = StatusEvent {
+            id: get_str(&row, "upstream_id")?,
+            to: get_str(&row, "recipient")?,
+            state: to,
+            code: get_opt_str(&row, "code")?,
+            segments: get_i64(&row, "segments")? as u16,
+            link: get_opt_str(&row, "link")?,
+            at: now.to_rfc3339(),
+            possible_duplicate: get_i64(&row, "possible_duplicate")? != 0,
+        };
+        insert_event(tx, id, &ev, now).await?;
+        Ok(Some(ev))
+    }
+
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        self.pool.begin().await.db()
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: MessageId,
+    ev: &StatusEvent,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (message_id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id.0)
+    .bind(&ev.id)
+    .bind(&ev.to)
+    .bind(ev.state.as_str())
+    .bind(ev.code.as_deref())
+    .bind(i64::from(ev.segments))
+    .bind(ev.link.as_deref())
+    .bind(now.0)
+    .bind(i64::from(ev.possible_duplicate))
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    Ok(())
+}
+
+fn report_of(r: &AnyRow) -> StoreResult<Report> {
+    Ok(Report {
+        provider_id: ProviderMsgId::new(&get_str(r, "provider_id")?),
+        stat: get_str(r, "stat")?,
+        delivered: get_i64(r, "delivered")? != 0,
+        link: get_opt_str(r, "link")?,
+        received_at: Timestamp(get_i64(r, "received_at")?),
+    })
+}
+
+fn dispatchable_of(r: &AnyRow) -> StoreResult<Dispatchable> {
+    Ok(Dispatchable {
+        id: MessageId(get_i64(r, "id")?),
+        upstream_id: get_str(r, "upstream_id")?,
+        to: get_str(r, "recipient")?,
+        text: get_str(r, "body")?,
+        priority: priority_of(get_i64(r, "priority")?),
+        channel: parse(&get_str(r, "channel")?, "channel")?,
+        carrier: get_opt_str(r, "carrier")?
+            .map(|c| parse(&c, "carrier"))
+            .transpose()?,
+        segments: get_i64(r, "segments")? as u16,
+        attempts: get_i64(r, "attempts")? as u32,
+        expire_at: Timestamp(get_i64(r, "expire_at")?),
+        possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
+    })
+}
+
+impl MessageStore for SqlStore {
+    async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
+        let mut out = AcceptResult::default();
+        let mut tx = self.begin().await?;
+        for m in msgs {
+            let row = sqlx::query(
+                "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, segments, \
+                 state, due_at, expire_at, accepted_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'accepted', $9, $10, $9, $9) \
+                 ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id",
+            )
+            .bind(&m.upstream_id)
+            .bind(&m.to)
+            .bind(&m.text)
+            .bind(m.priority.index() as i64)
+            .bind(m.biz.as_deref())
+            .bind(m.channel.as_str())
+            .bind(m.carrier.map(Carrier::as_str))
+            .bind(i64::from(m.segments))
+            .bind(m.accepted_at.0)
+            .bind(m.expire_at.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            let Some(row) = row else {
+                out.duplicates += 1;
+                continue;
+            };
+            let id = MessageId(get_i64(&row, "id")?);
+            for part in 1..=i64::from(m.segments.max(1)) {
+                sqlx::query("INSERT INTO segments (message_id, part) VALUES ($1, $2)")
+                    .bind(id.0)
+                    .bind(part)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+            }
+            let ev = StatusEvent {
+                id: m.upstream_id.clone(),
+                to: m.to.clone(),
+                state: MessageState::Accepted,
+                code: None,
+                segments: m.segments,
+                link: None,
+                at: m.accepted_at.to_rfc3339(),
+                possible_duplicate: false,
+            };
+            insert_event(&mut tx, id, &ev, m.accepted_at).await?;
+            out.accepted.push((id, ev));
+        }
+        for d in dead {
+            sqlx::query(
+                "INSERT INTO dead_letters (origin, upstream_id, payload, reason, at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&d.origin)
+            .bind(d.upstream_id.as_deref())
+            .bind(&d.payload)
+            .bind(&d.reason)
+            .bind(d.at.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Dispatchable>> {
+        let mut tx = self.begin().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE state = 'accepted' AND due_at <= $1 \
+             ORDER BY priority, due_at LIMIT $2{lock}"
+        );
+        // Audited: only compile-time constants are interpolated.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.0)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+        let until = now.plus(lease);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut d = dispatchable_of(r)?;
+            let unknown_fate = get_opt_str(r, "last_reason")?.as_deref() == Some(IN_FLIGHT);
+            let res = sqlx::query(
+                "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $4, \
+                 possible_duplicate = CASE WHEN last_reason = $4 THEN 1 ELSE possible_duplicate END \
+                 WHERE id = $3 AND state = 'accepted' AND due_at <= $2",
+            )
+            .bind(until.0)
+            .bind(now.0)
+            .bind(d.id.0)
+            .bind(IN_FLIGHT)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if res.rows_affected() == 1 {
+                d.attempts += 1;
+                d.possible_duplicate |= unknown_fate;
+                out.push(d);
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(out)
+    }
+
+    async fn schedule_retry(
+        &self,
+        id: MessageId,
+        at: Timestamp,
+        reason: &str,
+        possible_duplicate: bool,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE messages SET state = 'accepted', due_at = $1, last_reason = $2, \
+             possible_duplicate = CASE WHEN $3 = 1 THEN 1 ELSE possible_duplicate END, updated_at = $1 \
+             WHERE id = $4 AND state IN ('accepted', 'submitted', 'retryable')",
+        )
+        .bind(at.0)
+        .bind(reason)
+        .bind(i64::from(possible_duplicate))
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn park_retryable(
+        &self,
+        id: MessageId,
+        reason: &str,
+        possible_duplicate: bool,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE messages SET last_reason = $1, \
+             possible_duplicate = CASE WHEN $2 = 1 THEN 1 ELSE possible_duplicate END WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(i64::from(possible_duplicate))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        self.transition(&mut tx, id, MessageState::Retryable, None, None, now)
+            .await?;
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        id: MessageId,
+        code: &str,
+        link: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Option<StatusEvent>> {
+        let mut tx = self.begin().await?;
+        let ev = self
+            .transition(&mut tx, id, MessageState::Failed, Some(code), link, now)
+            .await?;
+        tx.commit().await.db()?;
+        Ok(ev)
+    }
+
+    async fn expire(&self, id: MessageId, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
+        let mut tx = self.begin().await?;
+        let ev = self
+            .transition(&mut tx, id, MessageState::Expired, None, None, now)
+            .await?;
+        tx.commit().await.db()?;
+        Ok(ev)
+    }
+
+    async fn retryable(&self, limit: usize) -> StoreResult<Vec<RetryableMessage>> {
+        let rows = sqlx::query(
+            "SELECT id, expire_at, attempts FROM messages WHERE state = 'retryable' ORDER BY updated_at, id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(RetryableMessage {
+                    id: MessageId(get_i64(r, "id")?),
+                    expire_at: Timestamp(get_i64(r, "expire_at")?),
+                    attempts: get_i64(r, "attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn requeue(&self, id: MessageId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE messages SET state = 'accepted', attempts = 0, due_at = $1, updated_at = $1 \
+             WHERE id = $2 AND state = 'retryable'",
+        )
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn overdue(
+        &self,
+        now: Timestamp,
+        submitted_grace: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageId>> {
+        let grace = submitted_grace.as_millis().min(i64::MAX as u128) as i64;
+        let rows = sqlx::query(
+            "SELECT id FROM messages WHERE (state = 'accepted' AND expire_at <= $1) \
+             OR (state = 'submitted' AND expire_at <= $2) ORDER BY expire_at LIMIT $3",
+        )
+        .bind(now.0)
+        .bind(now.0.saturating_sub(grace))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| Ok(MessageId(get_i64(r, "id")?)))
+            .collect()
+    }
+
+    async fn history(&self, upstream_id: &str) -> StoreResult<Vec<StatusEvent>> {
+        let rows = sqlx::query(
+            "SELECT upstream_id, recipient, state, code, segments, link, at, possible_duplicate \
+             FROM events WHERE upstream_id = $1 ORDER BY id",
+        )
+        .bind(upstream_id)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatusEvent {
+                    id: get_str(r, "upstream_id")?,
+                    to: get_str(r, "recipient")?,
+                    state: parse(&get_str(r, "state")?, "state")?,
+                    code: get_opt_str(r, "code")?,
+                    segments: get_i64(r, "segments")? as u16,
+                    link: get_opt_str(r, "link")?,
+                    at: Timestamp(get_i64(r, "at")?).to_rfc3339(),
+                    possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        let mut s = Stats::default();
+        let rows = sqlx::query(
+            "SELECT COALESCE(link, '') AS link, COALESCE(biz, '') AS biz, state, COUNT(*) AS n, \
+             CAST(SUM(segments) AS BIGINT) AS segs FROM messages GROUP BY link, biz, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        for r in &rows {
+            let (link, biz, state) = (
+                get_str(r, "link")?,
+                get_str(r, "biz")?,
+                get_str(r, "state")?,
+            );
+            let (n, segs) = (get_i64(r, "n")? as u64, get_i64(r, "segs")? as u64);
+            *s.by_state.entry(state.clone()).or_default() += n;
+            s.messages += n;
+            s.segments += segs;
+            for g in [
+                s.by_link.entry(link).or_default(),
+                s.by_biz.entry(biz).or_default(),
+            ] {
+                g.messages += n;
+                g.segments += segs;
+                *g.by_state.entry(state.clone()).or_default() += n;
+            }
+        }
+        for st in MessageState::ALL {
+            s.by_state.entry(st.as_str().to_owned()).or_default();
+        }
+        let count = |sql: &'static str| {
+            let pool = self.pool.clone();
+            async move {
+                let r = sqlx::query(sql).fetch_one(&pool).await.db()?;
+                Ok::<u64, StoreError>(get_i64(&r, "n")? as u64)
+            }
+        };
+        s.dead_letters = count("SELECT COUNT(*) AS n FROM dead_letters").await?;
+        s.queued = count("SELECT COUNT(*) AS n FROM queue").await?;
+        s.reports_unmatched =
+            count("SELECT COUNT(*) AS n FROM reports WHERE status = 'unmatched'").await?;
+        s.possible_duplicates =
+            count("SELECT COUNT(*) AS n FROM messages WHERE possible_duplicate <> 0").await?;
+        Ok(s)
+    }
+}
+
+impl ReportStore for SqlStore {
+    async fn bind(
+        &self,
+        seg: SegmentRef,
+        link: &str,
+        provider_id: &ProviderMsgId,
+        now: Timestamp,
+    ) -> StoreResult<Option<StatusEvent>> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO submits (provider_id, message_id, part, link, submitted_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(provider_id.as_str())
+            .bind(seg.message.0)
+            .bind(i64::from(seg.part))
+            .bind(link)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        sqlx::query("UPDATE segments SET submitted_at = $1 WHERE message_id = $2 AND part = $3")
+            .bind(now.0)
+            .bind(seg.message.0)
+            .bind(i64::from(seg.part))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND submitted_at IS NULL",
+        )
+        .bind(seg.message.0)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
+        let mut ev = None;
+        if get_i64(&r, "n")? == 0 {
+            // only from accepted: a report may already have finished the message
+            let st = sqlx::query("SELECT state FROM messages WHERE id = $1")
+                .bind(seg.message.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+            if let Some(st) = st {
+                if get_str(&st, "state")? == "accepted" {
+                    ev = self
+                        .transition(
+                            &mut tx,
+                            seg.message,
+                            MessageState::Submitted,
+                            None,
+                            Some(link),
+                            now,
+                        )
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(ev)
+    }
+
+    async fn settle(&self, report: &Report) -> StoreResult<Settle> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT message_id, part, submitted_at FROM submits WHERE provider_id = $1 \
+             ORDER BY submitted_at DESC LIMIT 1",
+        )
+        .bind(report.provider_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        let Some(row) = row else {
+            return Ok(Settle::Unknown);
+        };
+        let segment = SegmentRef {
+            message: MessageId(get_i64(&row, "message_id")?),
+            part: get_i64(&row, "part")? as u16,
+        };
+        let submitted_at = Some(Timestamp(get_i64(&row, "submitted_at")?));
+        let res = sqlx::query(
+            "UPDATE segments SET stat = $1, delivered = $2, reported_at = $3 \
+             WHERE message_id = $4 AND part = $5 AND reported_at IS NULL",
+        )
+        .bind(&report.stat)
+        .bind(i64::from(report.delivered))
+        .bind(report.received_at.0)
+        .bind(segment.message.0)
+        .bind(i64::from(segment.part))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let mut event = None;
+        if res.rows_affected() == 1 {
+            let link = report.link.as_deref();
+            if !report.delivered {
+                event = self
+                    .transition(
+                        &mut tx,
+                        segment.message,
+                        MessageState::Failed,
+                        Some(&report.stat),
+                        link,
+                        report.received_at,
+                    )
+                    .await?;
+            } else {
+                let r = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND (delivered IS NULL OR delivered = 0)",
+                )
+                .bind(segment.message.0)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+                if get_i64(&r, "n")? == 0 {
+                    event = self
+                        .transition(
+                            &mut tx,
+                            segment.message,
+                            MessageState::Delivered,
+                            Some(&report.stat),
+                            None,
+                            report.received_at,
+                        )
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(Settle::Settled {
+            segment,
+            event,
+            submitted_at,
+        })
+    }
+
+    async fn park(&self, report: &Report, until: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'parked')",
+        )
+        .bind(report.provider_id.as_str())
+        .bind(&report.stat)
+        .bind(i64::from(report.delivered))
+        .bind(report.link.as_deref())
+        .bind(report.received_at.0)
+        .bind(until.0)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn take_parked(&self, provider_id: &ProviderMsgId) -> StoreResult<Vec<Report>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, provider_id, stat, delivered, link, received_at FROM reports \
+             WHERE provider_id = $1 AND status = 'parked' ORDER BY id",
+        )
+        .bind(provider_id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            sqlx::query("DELETE FROM reports WHERE id = $1")
+                .bind(get_i64(r, "id")?)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            out.push(report_of(r)?);
+        }
+        tx.commit().await.db()?;
+        Ok(out)
+    }
+
+    async fn parked(&self, limit: usize) -> StoreResult<Vec<ParkedReport>> {
+        let rows = sqlx::query(
+            "SELECT id, provider_id, stat, delivered, link, received_at, park_until FROM reports \
+             WHERE status = 'parked' ORDER BY id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(ParkedReport {
+                    key: get_i64(r, "id")?,
+                    report: report_of(r)?,
+                    until: Timestamp(get_i64(r, "park_until")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn unpark(&self, key: i64, unmatched: bool) -> StoreResult<()> {
+        let q = if unmatched {
+            sqlx::query("UPDATE reports SET status = 'unmatched' WHERE id = $1")
+        } else {
+            sqlx::query("DELETE FROM reports WHERE id = $1")
+        };
+        q.bind(key).execute(&self.pool).await.db()?;
+        Ok(())
+    }
+}
+
+impl LinkRegistry for SqlStore {
+    async fn add_link(&self, l: &LinkSpec) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT name FROM links WHERE name = $1")
+            .bind(&l.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict {
+                what: "link",
+                key: l.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO links (name, protocol, addr, account, secret, connections, window_size, tps, weight, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&l.name)
+        .bind(l.protocol.as_str())
+        .bind(&l.addr)
+        .bind(&l.account)
+        .bind(&l.secret)
+        .bind(i64::from(l.connections))
+        .bind(i64::from(l.window))
+        .bind(l.tps.map(i64::from))
+        .bind(i64::from(l.weight))
+        .bind(Timestamp::now().0)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn links(&self) -> StoreResult<Vec<LinkSpec>> {
+        let rows = sqlx::query(
+            "SELECT name, protocol, addr, account, secret, connections, window_size, tps, weight FROM links ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(LinkSpec {
+                    name: get_str(r, "name")?,
+                    protocol: parse(&get_str(r, "protocol")?, "protocol")?,
+                    addr: get_str(r, "addr")?,
+                    account: get_str(r, "account")?,
+                    secret: get_str(r, "secret")?,
+                    connections: get_i64(r, "connections")? as u32,
+                    window: get_i64(r, "window_size")? as u32,
+                    tps: r.try_get::<Option<i64>, _>("tps").db()?.map(|t| t as u32),
+                    weight: get_i64(r, "weight")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_link(&self, name: &str) -> StoreResult<bool> {
+        let res = sqlx::query("DELETE FROM links WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(res.rows_affected() > 0)
+    }
+}
+
+/// The embedded queue as a [`MessageSource`]: single consumer per store.
+/// Records are deleted on commit, i.e. once accepted.
+#[derive(Debug, Clone)]
+pub struct QueueSource {
+    store: SqlStore,
+    last_seen: i64,
+}
+
+impl QueueSource {
+    pub fn new(store: SqlStore) -> Self {
+        QueueSource {
+            store,
+            last_seen: 0,
+        }
+    }
+}
+
+impl MessageSource for QueueSource {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<SourceRecord>, SourceError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let rows = self
+                .store
+                .queue_peek(self.last_seen, max)
+                .await
+                .map_err(|e| SourceError {
+                    message: e.to_string(),
+                    retry: true,
+                })?;
+            if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
+                if let Some((id, _)) = rows.last() {
+                    self.last_seen = *id;
+                }
+                return Ok(rows
+                    .into_iter()
+                    .map(|(id, payload)| SourceRecord {
+                        payload: payload.into_bytes(),
+                        origin: format!("queue:{id}"),
+                        position: SourcePosition {
+                            partition: 0,
+                            offset: id,
+                        },
+                    })
+                    .collect());
+            }
+            tokio::time::sleep(Duration::from_millis(50).min(wait)).await;
+        }
+    }
+
+    async fn commit(&mut self, records: &[SourceRecord]) -> Result<(), SourceError> {
+        if let Some(max) = records.iter().map(|r| r.position.offset).max() {
+            self.store
+                .queue_commit(max)
+                .await
+                .map_err(|e| SourceError {
+                    message: e.to_string(),
+                    retry: true,
+                })?;
+        }
+        Ok(())
+    }
+}

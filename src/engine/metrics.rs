@@ -1,0 +1,92 @@
+//! Metric names of the engine (STYLE B8). Described once at start-up by
+//! [`describe`]; label values come from closed sets.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+/// `{priority}`
+pub const ACCEPTED: &str = "smsgw_messages_accepted_total";
+/// `{priority}`
+pub const DISPATCHED: &str = "smsgw_messages_dispatched_total";
+/// `{link, priority}`
+pub const LANE_BACKLOG: &str = "smsgw_lane_backlog";
+/// submit accepted → delivery report
+pub const REPORT_DELAY: &str = "smsgw_delivery_report_delay_seconds";
+/// `{result = matched | parked | unmatched}`
+pub const REPORTS: &str = "smsgw_delivery_reports_total";
+/// `{reason = throttled | transient | unknown | no_route | sweeper}`
+pub const RETRIES: &str = "smsgw_retries_total";
+/// `{reason}` — coarse reason class, never the free text.
+pub const DEAD_LETTERS: &str = "smsgw_dead_letters_total";
+/// `{state}`
+pub const STATE_CHANGES: &str = "smsgw_message_state_changes_total";
+/// redelivered upstream records dropped by idempotency
+pub const DUPLICATES: &str = "smsgw_duplicate_records_total";
+
+pub fn describe() {
+    describe_counter!(
+        ACCEPTED,
+        Unit::Count,
+        "messages durably accepted, by priority"
+    );
+    describe_counter!(
+        DISPATCHED,
+        Unit::Count,
+        "messages handed to a channel, by priority"
+    );
+    describe_gauge!(
+        LANE_BACKLOG,
+        Unit::Count,
+        "messages queued in a link's priority lane"
+    );
+    describe_histogram!(
+        REPORT_DELAY,
+        Unit::Seconds,
+        "submit accepted to delivery report"
+    );
+    describe_counter!(
+        REPORTS,
+        Unit::Count,
+        "delivery reports by correlation result"
+    );
+    describe_counter!(RETRIES, Unit::Count, "resends scheduled, by reason");
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "records dead-lettered, by reason class"
+    );
+    describe_counter!(
+        STATE_CHANGES,
+        Unit::Count,
+        "published message state changes"
+    );
+    describe_counter!(
+        DUPLICATES,
+        Unit::Count,
+        "redelivered records not sent again"
+    );
+}
+
+/// Bounded label for a dead-letter reason: its first word(s) before any detail.
+pub fn reason_class(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "bad json",
+        "missing id",
+        "bad id",
+        "bad channel",
+        "channel",
+        "bad priority",
+        "empty text",
+        "text too long",
+        "bad expire_at",
+        "expired",
+        "missing to",
+        "too many recipients",
+        "bad number",
+        "no carrier",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| reason.starts_with(*k))
+        .copied()
+        .unwrap_or("other")
+}

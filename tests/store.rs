@@ -1,0 +1,429 @@
+//! Store tests against a real SQLite file, and against PostgreSQL when
+//! `SMSGW_TEST_PG_URL` is set (see `scripts/pg.sh`). Each test gets a fresh
+//! database.
+#![cfg(feature = "sql")]
+
+use std::time::Duration;
+
+use smsgw::adapters::sql::{QueueSource, SqlStore};
+use smsgw::engine::correlate::{Correlator, ReportOutcome};
+use smsgw::engine::routing::NumberPlan;
+use smsgw::engine::sweeper;
+use smsgw::engine::validate::{validate, Rules};
+use smsgw::engine::*;
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+struct Db {
+    store: SqlStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    Db {
+        store: SqlStore::open(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Option<Db> {
+    let base = std::env::var("SMSGW_TEST_PG_URL").ok()?;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "smsgw_t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(Db {
+        store: SqlStore::open(&format!("{head}/{name}")).await.unwrap(),
+        _dir: None,
+    })
+}
+
+/// Runs a test body against SQLite and, if configured, PostgreSQL.
+macro_rules! both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(&super::sqlite().await.store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                match super::postgres().await {
+                    Some(db) => super::$body(&db.store).await,
+                    // CI sets SMSGW_REQUIRE_PG=1 so a missing server fails
+                    // instead of skipping.
+                    None if std::env::var_os("SMSGW_REQUIRE_PG").is_some() => {
+                        panic!("SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)")
+                    }
+                    None => eprintln!("SMSGW_TEST_PG_URL not set: skipped"),
+                }
+            }
+        }
+    };
+}
+
+fn msgs(json: &str, now: Timestamp) -> (Vec<NewMessage>, Vec<DeadLetter>) {
+    let v = validate(
+        json.as_bytes(),
+        "test",
+        now,
+        &Rules::default(),
+        &NumberPlan::default(),
+    );
+    (v.messages, v.dead)
+}
+
+async fn accept(s: &SqlStore, json: &str, now: Timestamp) -> AcceptResult {
+    let (m, d) = msgs(json, now);
+    s.accept(&m, &d).await.unwrap()
+}
+
+fn states(h: &[StatusEvent]) -> Vec<&'static str> {
+    h.iter().map(|e| e.state.as_str()).collect()
+}
+
+async fn accept_is_idempotent(s: &SqlStore) {
+    let r = accept(
+        s,
+        r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#,
+        T0,
+    )
+    .await;
+    assert_eq!(r.accepted.len(), 2);
+    assert_eq!(r.duplicates, 0);
+    let again = accept(
+        s,
+        r#"{"id":"u1","to":["13800138000","18612345678"],"text":"hi","biz":"login"}"#,
+        T0,
+    )
+    .await;
+    assert_eq!(again.accepted.len(), 0);
+    assert_eq!(again.duplicates, 2);
+    let st = s.stats().await.unwrap();
+    assert_eq!(st.by_state["accepted"], 2);
+    assert_eq!(st.by_biz["login"].messages, 2);
+    assert_eq!(st.messages, 2);
+}
+both!(accept_idempotent, accept_is_idempotent);
+
+async fn dead_letters_are_kept(s: &SqlStore) {
+    accept(s, r#"{"id":"bad","to":"123","text":"x"}"#, T0).await;
+    accept(s, "{oops", T0).await;
+    let d = s.dead_letters(10).await.unwrap();
+    assert_eq!(d.len(), 2);
+    assert!(d[0].reason.starts_with("bad json"));
+    assert!(d[1].reason.starts_with("bad number"));
+    assert_eq!(s.stats().await.unwrap().dead_letters, 2);
+}
+both!(dead_letters, dead_letters_are_kept);
+
+async fn claim_respects_priority_due_and_lease(s: &SqlStore) {
+    accept(
+        s,
+        r#"{"id":"m","to":"13800138000","text":"x","priority":"marketing"}"#,
+        T0,
+    )
+    .await;
+    accept(s, r#"{"id":"n","to":"13800138000","text":"x"}"#, T0).await;
+    accept(
+        s,
+        r#"{"id":"o","to":"13800138000","text":"x","priority":"otp"}"#,
+        T0,
+    )
+    .await;
+    let got = s.claim_due(T0, 2, Duration::from_secs(60)).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|d| d.upstream_id.as_str()).collect();
+    assert_eq!(ids, ["o", "n"]);
+    assert_eq!(got[0].attempts, 1);
+    // leased: not claimable again until the lease runs out
+    let got = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].upstream_id, "m");
+    assert!(s
+        .claim_due(
+            T0.plus(Duration::from_secs(30)),
+            10,
+            Duration::from_secs(60)
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s
+        .claim_due(
+            T0.plus(Duration::from_secs(61)),
+            10,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|d| d.attempts == 2));
+}
+both!(claim_priority_lease, claim_respects_priority_due_and_lease);
+
+async fn long_message_delivered_when_all_segments_are(s: &SqlStore) {
+    let text = "长".repeat(140); // 3 segments
+    let r = accept(
+        s,
+        &format!(r#"{{"id":"long","to":"13800138000","text":"{text}"}}"#),
+        T0,
+    )
+    .await;
+    let id = r.accepted[0].0;
+    assert_eq!(r.accepted[0].1.segments, 3);
+    let c = Correlator::new(Duration::from_secs(60));
+    let seg = |part| SegmentRef { message: id, part };
+    let mut evs = vec![];
+    // part 2's report beats its response and arrives on another link
+    let early = Report {
+        provider_id: ProviderMsgId::new("0000000202"),
+        stat: "DELIVRD".into(),
+        delivered: true,
+        link: Some("m2".into()),
+        received_at: T0,
+    };
+    assert_eq!(c.on_report(s, &early).await.unwrap(), ReportOutcome::Parked);
+    evs.extend(
+        c.on_accepted(s, seg(1), "m1", &ProviderMsgId::new("201"), T0)
+            .await
+            .unwrap(),
+    );
+    evs.extend(
+        c.on_accepted(s, seg(2), "m1", &ProviderMsgId::new("202"), T0)
+            .await
+            .unwrap(),
+    );
+    assert!(evs.is_empty());
+    evs.extend(
+        c.on_accepted(s, seg(3), "m1", &ProviderMsgId::new("203"), T0)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(states(&evs), ["submitted"]);
+    assert_eq!(evs[0].link.as_deref(), Some("m1"));
+    for pid in ["201", "201", "203"] {
+        let r = Report {
+            provider_id: ProviderMsgId::new(pid),
+            received_at: T0.plus(Duration::from_secs(2)),
+            ..early.clone()
+        };
+        if let ReportOutcome::Matched(ev) = c.on_report(s, &r).await.unwrap() {
+            evs.extend(ev);
+        }
+    }
+    assert_eq!(states(&evs), ["submitted", "delivered"]);
+    let h = s.history("long").await.unwrap();
+    assert_eq!(states(&h), ["accepted", "submitted", "delivered"]);
+    assert_eq!(h[2].code.as_deref(), Some("DELIVRD"));
+    let st = s.stats().await.unwrap();
+    assert_eq!(st.by_state["delivered"], 1);
+    assert_eq!(st.by_link["m1"].segments, 3);
+    assert_eq!(st.segments, 3);
+}
+both!(long_message, long_message_delivered_when_all_segments_are);
+
+async fn failed_report_fails_message(s: &SqlStore) {
+    let r = accept(s, r#"{"id":"f","to":"13800138000","text":"x"}"#, T0).await;
+    let id = r.accepted[0].0;
+    let c = Correlator::new(Duration::from_secs(60));
+    c.on_accepted(
+        s,
+        SegmentRef {
+            message: id,
+            part: 1,
+        },
+        "m1",
+        &ProviderMsgId::new("9"),
+        T0,
+    )
+    .await
+    .unwrap();
+    let rep = Report {
+        provider_id: ProviderMsgId::new("9"),
+        stat: "UNDELIV".into(),
+        delivered: false,
+        link: None,
+        received_at: T0,
+    };
+    match c.on_report(s, &rep).await.unwrap() {
+        ReportOutcome::Matched(Some(ev)) => {
+            assert_eq!(ev.state, MessageState::Failed);
+            assert_eq!(ev.code.as_deref(), Some("UNDELIV"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+both!(failed_report, failed_report_fails_message);
+
+async fn unmatched_reports_are_counted_and_kept(s: &SqlStore) {
+    let c = Correlator::new(Duration::from_secs(60));
+    let rep = Report {
+        provider_id: ProviderMsgId::new("404"),
+        stat: "DELIVRD".into(),
+        delivered: true,
+        link: None,
+        received_at: T0,
+    };
+    c.on_report(s, &rep).await.unwrap();
+    let (_, n) = c
+        .sweep_parked(s, T0.plus(Duration::from_secs(59)), 100)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let (_, n) = c
+        .sweep_parked(s, T0.plus(Duration::from_secs(60)), 100)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(s.stats().await.unwrap().reports_unmatched, 1);
+    assert_eq!(
+        s.unmatched_reports(10).await.unwrap()[0]
+            .provider_id
+            .as_str(),
+        "404"
+    );
+}
+both!(unmatched_reports, unmatched_reports_are_counted_and_kept);
+
+async fn sweeper_resends_valid_and_expires_the_rest(s: &SqlStore) {
+    let r = accept(
+        s,
+        r#"{"id":"a","to":"13800138000","text":"x","expire_at":"2027-01-15T10:00:00Z"}"#,
+        T0,
+    )
+    .await;
+    let a = r.accepted[0].0;
+    let r = accept(
+        s,
+        r#"{"id":"b","to":"13800138000","text":"x","expire_at":"2027-01-15T12:00:00Z"}"#,
+        T0,
+    )
+    .await;
+    let b = r.accepted[0].0;
+    // both used their attempts during an outage and possibly went out (unknown)
+    for id in [a, b] {
+        s.park_retryable(id, "unknown", true, T0).await.unwrap();
+    }
+    assert_eq!(s.stats().await.unwrap().by_state["retryable"], 2);
+    let c = Correlator::new(Duration::from_secs(60));
+    let between = Timestamp::parse_rfc3339("2027-01-15T11:00:00Z").unwrap();
+    let rep = sweeper::sweep(s, &c, between, Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
+    assert_eq!((rep.resent, rep.expired), (1, 1));
+    assert_eq!(states(&rep.events), ["expired"]);
+    assert_eq!(rep.events[0].id, "a");
+    let due = s
+        .claim_due(between, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].upstream_id, "b");
+    assert!(due[0].possible_duplicate);
+    assert_eq!(due[0].attempts, 1, "requeue gives a fresh attempt budget");
+    assert_eq!(s.stats().await.unwrap().possible_duplicates, 2);
+    let h = s.history("a").await.unwrap();
+    assert_eq!(states(&h), ["accepted", "expired"]);
+    assert!(h[1].possible_duplicate);
+}
+both!(sweeping, sweeper_resends_valid_and_expires_the_rest);
+
+async fn retry_and_fail_transitions(s: &SqlStore) {
+    let r = accept(s, r#"{"id":"r","to":"13800138000","text":"x"}"#, T0).await;
+    let id = r.accepted[0].0;
+    s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    s.schedule_retry(id, T0.plus(Duration::from_secs(5)), "throttled", false)
+        .await
+        .unwrap();
+    assert!(s
+        .claim_due(T0.plus(Duration::from_secs(4)), 10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.claim_due(T0.plus(Duration::from_secs(5)), 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let ev = s
+        .fail(id, "13", Some("m1"), T0.plus(Duration::from_secs(6)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ev.state, ev.code.as_deref(), ev.link.as_deref()),
+        (MessageState::Failed, Some("13"), Some("m1"))
+    );
+    // final: nothing changes any more
+    assert!(s
+        .expire(id, T0.plus(Duration::from_secs(7)))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        states(&s.history("r").await.unwrap()),
+        ["accepted", "failed"]
+    );
+}
+both!(retry_fail, retry_and_fail_transitions);
+
+async fn queue_source_commits_after_acceptance(s: &SqlStore) {
+    for i in 0..3 {
+        s.enqueue(
+            &format!(r#"{{"id":"q{i}","to":"13800138000","text":"x"}}"#),
+            T0,
+        )
+        .await
+        .unwrap();
+    }
+    let mut src = QueueSource::new(s.clone());
+    let recs = src.poll(2, Duration::ZERO).await.unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].origin, format!("queue:{}", recs[0].position.offset));
+    let recs2 = src.poll(10, Duration::ZERO).await.unwrap();
+    assert_eq!(recs2.len(), 1);
+    src.commit(&recs).await.unwrap();
+    assert_eq!(s.stats().await.unwrap().queued, 1);
+    // a restarted consumer sees only what was not committed
+    let mut fresh = QueueSource::new(s.clone());
+    assert_eq!(fresh.poll(10, Duration::ZERO).await.unwrap(), recs2);
+}
+both!(queue_source, queue_source_commits_after_acceptance);
+
+async fn links_add_list_remove(s: &SqlStore) {
+    let l = LinkSpec {
+        name: "cmcc-1".into(),
+        protocol: ProtocolKind::Cmpp3,
+        addr: "127.0.0.1:7890".into(),
+        account: "901234".into(),
+        secret: "s3cret".into(),
+        connections: 2,
+        window: 16,
+        tps: Some(100),
+        weight: 1,
+    };
+    s.add_link(&l).await.unwrap();
+    assert!(matches!(
+        s.add_link(&l).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(s.links().await.unwrap(), vec![l]);
+    assert!(s.remove_link("cmcc-1").await.unwrap());
+    assert!(!s.remove_link("cmcc-1").await.unwrap());
+}
+both!(links, links_add_list_remove);
