@@ -35,6 +35,8 @@ enum Command {
     Msg(cli::msg::MsgArgs),
     /// Run the gateway.
     Serve(cli::serve::ServeArgs),
+    /// Run a carrier simulator (ISMG / SMGW / SMG) with fault injection.
+    Sim(cli::sim::SimArgs),
 }
 
 fn init_tracing() {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => runtime().and_then(|rt| rt.block_on(cli::stats::run(a, &args.store))),
         Command::Msg(a) => runtime().and_then(|rt| rt.block_on(cli::msg::run(a, &args.store))),
         Command::Serve(a) => runtime().and_then(|rt| rt.block_on(cli::serve::run(a, &args.store))),
+        Command::Sim(a) => runtime().and_then(|rt| rt.block_on(cli::sim::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
