@@ -13,6 +13,11 @@ cargo fmt --all -- --check
 echo "== clippy (warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== services: PostgreSQL on 127.0.0.1 (the store tests run against it and SQLite)"
+eval "$(bash scripts/pg.sh)"
+trap 'bash scripts/pg.sh stop "$SMSGW_PG_DIR"' EXIT
+export SMSGW_REQUIRE_PG=1
+
 echo "== tests"
 cargo test --workspace --all-targets --all-features
 

@@ -35,6 +35,8 @@ enum Command {
     Msg(cli::msg::MsgArgs),
     /// Run the gateway.
     Serve(cli::serve::ServeArgs),
+    /// Run a carrier simulator (ISMG / SMGW / SMG) with fault injection.
+    Sim(cli::sim::SimArgs),
 }
 
 fn init_tracing() {
@@ -42,6 +44,7 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("SMSGW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => runtime().and_then(|rt| rt.block_on(cli::stats::run(a, &args.store))),
         Command::Msg(a) => runtime().and_then(|rt| rt.block_on(cli::msg::run(a, &args.store))),
         Command::Serve(a) => runtime().and_then(|rt| rt.block_on(cli::serve::run(a, &args.store))),
+        Command::Sim(a) => runtime().and_then(|rt| rt.block_on(cli::sim::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,6 +63,11 @@ macro_rules! both {
             async fn postgres() {
                 match super::postgres().await {
                     Some(db) => super::$body(&db.store).await,
+                    // CI sets SMSGW_REQUIRE_PG=1 so a missing server fails
+                    // instead of skipping.
+                    None if std::env::var_os("SMSGW_REQUIRE_PG").is_some() => {
+                        panic!("SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)")
+                    }
                     None => eprintln!("SMSGW_TEST_PG_URL not set: skipped"),
                 }
             }

@@ -133,6 +133,7 @@ impl<P: Protocol> Framer<P> {
 
     /// Checks the declared length of the frame at the start of `buf`.
     /// Returns the total length once at least 4 bytes are present.
+    #[inline]
     fn declared_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         if buf.len() < 4 {
             return Ok(None);
@@ -157,6 +158,7 @@ impl<P: Protocol> Framer<P> {
 
     /// Splits one whole frame off `buf`, or returns `Ok(None)` after
     /// reserving exactly what the frame still needs.
+    #[inline]
     pub fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         let Some(len) = self.declared_len(buf)? else {
             return Ok(None);
@@ -169,6 +171,7 @@ impl<P: Protocol> Framer<P> {
     }
 
     /// Decodes a complete frame (header included) into an item.
+    #[inline]
     pub fn decode_frame(&self, frame: Bytes) -> Inbound<P> {
         let (command_id, seq) = self.proto.read_header(&frame[..P::HEADER_LEN]);
         let body = frame.slice(P::HEADER_LEN..);
@@ -185,10 +188,12 @@ impl<P: Protocol> Framer<P> {
 
     /// Reads the next item from `buf`. Partial input gives `Ok(None)`;
     /// several frames in one buffer come out one call at a time.
+    #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Inbound<P>>, FrameError> {
-        Ok(self
-            .split_frame(buf)?
-            .map(|frame| self.decode_frame(frame.freeze())))
+        let Some(frame) = self.split_frame(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.decode_frame(frame.freeze())))
     }
 
     /// Like [`Framer::decode`] at end of stream: leftover bytes are an error.

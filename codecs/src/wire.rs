@@ -20,6 +20,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub fn new(pdu: &'static str, body: &'a Bytes) -> Self {
         Reader {
             pdu,
@@ -29,18 +30,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Offset of the next unread byte within the body.
+    #[inline(always)]
     pub fn offset(&self) -> usize {
         self.body.len() - self.rest.len()
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.rest.len()
     }
 
+    #[inline]
     pub fn pdu(&self) -> &'static str {
         self.pdu
     }
 
+    #[inline(always)]
     fn run<O>(
         &mut self,
         field: &'static str,
@@ -56,6 +61,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The error for `field` not being complete at the current offset.
+    /// Kept out of line: the hot paths only branch to it.
+    #[cold]
+    #[inline(never)]
     pub fn truncated(&self, field: &'static str) -> DecodeError {
         DecodeError::Truncated {
             pdu: self.pdu,
@@ -65,6 +73,8 @@ impl<'a> Reader<'a> {
     }
 
     /// An invalid-value error for `field` starting at `offset`.
+    #[cold]
+    #[inline(never)]
     pub fn invalid(&self, field: &'static str, offset: usize, reason: &'static str) -> DecodeError {
         DecodeError::Field {
             pdu: self.pdu,
@@ -74,28 +84,42 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         self.run(field, be_u8)
     }
 
+    #[inline]
     pub fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         self.run(field, be_u16)
     }
 
+    #[inline(always)]
     pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.run(field, be_u32)
     }
 
+    #[inline(always)]
     pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         self.run(field, be_u64)
     }
 
     /// Reads `n` raw bytes as a borrowed slice.
+    #[inline(always)]
     pub fn slice(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
-        self.run(field, nom::bytes::complete::take(n))
+        // A plain split: nom's generic `take` went through an out-of-line
+        // `Input::take_from` on every fixed field.
+        match self.rest.split_at_checked(n) {
+            Some((s, rest)) => {
+                self.rest = rest;
+                Ok(s)
+            }
+            None => Err(self.truncated(field)),
+        }
     }
 
     /// Reads exactly `N` bytes into an array.
+    #[inline(always)]
     pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         let s = self.slice(field, N)?;
         let mut out = [0u8; N];
@@ -104,6 +128,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `n` bytes as a zero-copy `Bytes` view of the frame.
+    #[inline(always)]
     pub fn bytes(&mut self, field: &'static str, n: usize) -> Result<Bytes, DecodeError> {
         let start = self.offset();
         self.slice(field, n)?;
@@ -111,6 +136,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads everything that is left as a zero-copy `Bytes`.
+    #[inline]
     pub fn rest(&mut self) -> Bytes {
         let start = self.offset();
         self.rest = &[];
@@ -118,6 +144,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a fixed-width octet string of `width` bytes (`width <= N`).
+    #[inline(always)]
     pub fn fixed<const N: usize>(
         &mut self,
         field: &'static str,
@@ -129,15 +156,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails if bytes are left over after a fixed layout.
+    #[inline]
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingBytes {
-                pdu: self.pdu,
-                offset: self.offset(),
-                extra: self.rest.len(),
-            })
+            Err(self.trailing())
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trailing(&self) -> DecodeError {
+        DecodeError::TrailingBytes {
+            pdu: self.pdu,
+            offset: self.offset(),
+            extra: self.rest.len(),
         }
     }
 }
@@ -161,13 +195,16 @@ impl<const N: usize> FixedStr<N> {
 
     /// Builds the value from wire bytes, stripping trailing 0x00 padding.
     /// Bytes beyond `N` are ignored (callers pass at most `N`).
+    #[inline(always)]
     pub fn from_padded(wire: &[u8]) -> Self {
         let wire = &wire[..wire.len().min(N)];
-        let end = wire.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        // The whole field is copied: the bytes after the content are the
+        // 0x00 padding, so `buf` still holds zeros past `len` (the derived
+        // `PartialEq` / `Hash` rely on that).
         let mut buf = [0u8; N];
-        buf[..end].copy_from_slice(&wire[..end]);
+        buf[..wire.len()].copy_from_slice(wire);
         FixedStr {
-            len: end as u8,
+            len: content_len(&buf) as u8,
             buf,
         }
     }
@@ -191,6 +228,7 @@ impl<const N: usize> FixedStr<N> {
         Self::new(value.as_bytes())
     }
 
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len as usize]
     }
@@ -211,15 +249,18 @@ impl<const N: usize> FixedStr<N> {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Writes the value padded with 0x00 to `width` bytes.
+    #[inline]
     pub fn put(
         &self,
         dst: &mut BytesMut,
@@ -251,6 +292,30 @@ impl<const N: usize> TryFrom<&str> for FixedStr<N> {
     fn try_from(value: &str) -> Result<Self, Self::Error> {
         Self::new(value.as_bytes())
     }
+}
+
+/// Length of `b` without its trailing 0x00 bytes, eight bytes at a time
+/// from the end (fixed fields are mostly padding: 32-byte terminal ids,
+/// 17-byte times, 20-byte LinkIDs).
+#[inline(always)]
+fn content_len(b: &[u8]) -> usize {
+    let mut chunks = b.rchunks_exact(8);
+    let mut end = b.len();
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if w != 0 {
+            // Little-endian: the last byte is the most significant, so
+            // the leading zero bytes are the trailing 0x00 bytes.
+            return end - (w.leading_zeros() / 8) as usize;
+        }
+        end -= 8;
+    }
+    // The 0..7 bytes at the front, zero-extended to a word the same way
+    // (an all-zero word gives 8 - 8 = 0).
+    let head = chunks.remainder();
+    let mut word = [0u8; 8];
+    word[..head.len()].copy_from_slice(head);
+    8 - (u64::from_le_bytes(word).leading_zeros() / 8) as usize
 }
 
 /// Writes `value` left-aligned and 0x00-padded to `width` bytes.
@@ -355,6 +420,33 @@ mod tests {
         let mut out = BytesMut::new();
         s.put(&mut out, 8, "t", "f").unwrap();
         assert_eq!(&out[..], b"ab\0c\0\0\0\0");
+    }
+
+    #[test]
+    fn fixed_str_content_len_matches_bytewise_scan() {
+        fn naive(b: &[u8]) -> usize {
+            b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1)
+        }
+        // Every length 0..=40 with the last non-zero byte at every place
+        // (and none), with zeros and non-zeros inside the content.
+        for n in 0..=40usize {
+            for last in 0..=n {
+                let mut b = vec![0u8; n];
+                for (i, x) in b.iter_mut().enumerate().take(last) {
+                    *x = if i % 3 == 1 { 0 } else { 0x80 | i as u8 };
+                }
+                if last > 0 {
+                    b[last - 1] = 1;
+                }
+                assert_eq!(content_len(&b), naive(&b), "{b:?}");
+                assert_eq!(content_len(&b), last);
+            }
+        }
+        let s: FixedStr<32> = FixedStr::from_padded(b"13800138000\0\0\0\0\0\0\0\0\0\0");
+        assert_eq!(s.as_bytes(), b"13800138000");
+        assert_eq!(s, FixedStr::new(b"13800138000").unwrap());
+        let s: FixedStr<4> = FixedStr::from_padded(b"abcdef");
+        assert_eq!(s.as_bytes(), b"abcd");
     }
 
     #[test]

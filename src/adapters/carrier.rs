@@ -104,6 +104,30 @@ pub struct CarrierChannel {
     service_id: String,
 }
 
+/// The session layer's config for an operator's link.
+pub fn link_config(l: &LinkSpec, opts: &CarrierOptions) -> anyhow::Result<LinkConfig> {
+    let mut cfg = LinkConfig::new(
+        &l.name,
+        l.protocol,
+        &l.addr,
+        Credentials {
+            account: l.account.clone(),
+            secret: l.secret.clone(),
+            node_id: 3_000_000_001,
+        },
+    );
+    cfg.connections = l.connections.max(1);
+    cfg.window = WindowConfig::try_new(
+        l.window.max(1) as usize,
+        opts.response_timeout,
+        opts.max_sends,
+    )?;
+    cfg.rate = l
+        .tps
+        .map_or_else(RateConfig::unlimited, RateConfig::from_tps);
+    Ok(cfg)
+}
+
 impl CarrierChannel {
     /// Starts every link; events of all links come out of the receiver.
     pub async fn start(
@@ -114,25 +138,7 @@ impl CarrierChannel {
         let pending: Pending = Arc::default();
         let mut routes = HashMap::new();
         for l in links {
-            let mut cfg = LinkConfig::new(
-                &l.name,
-                l.protocol,
-                &l.addr,
-                Credentials {
-                    account: l.account.clone(),
-                    secret: l.secret.clone(),
-                    node_id: 3_000_000_001,
-                },
-            );
-            cfg.connections = l.connections.max(1);
-            cfg.window = WindowConfig::try_new(
-                l.window.max(1) as usize,
-                opts.response_timeout,
-                opts.max_sends,
-            )?;
-            cfg.rate = l
-                .tps
-                .map_or_else(RateConfig::unlimited, RateConfig::from_tps);
+            let mut cfg = link_config(l, &opts)?;
             cfg.queue_capacity =
                 (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
             let capacity = cfg.queue_capacity;

@@ -24,6 +24,13 @@ pub enum LinkCmd {
     },
     /// Removes a link.
     Remove { name: String },
+    /// Connects and logs in once; reports the login latency or the refusal.
+    Test {
+        name: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +124,7 @@ pub async fn run(args: LinkArgs, store: &StoreArgs) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
+        LinkCmd::Test { name, timeout } => test_link(&s, &name, timeout).await?,
         LinkCmd::List { json } => {
             let links = s.links().await?;
             if json {
@@ -170,4 +178,58 @@ pub async fn run(args: LinkArgs, store: &StoreArgs) -> anyhow::Result<()> {
 #[cfg(not(feature = "sql"))]
 pub async fn run(_args: LinkArgs, _store: &StoreArgs) -> anyhow::Result<()> {
     Err(super::no_store())
+}
+
+/// `link test NAME`: one connection, login, report latency, log out.
+#[cfg(feature = "sql")]
+async fn test_link(
+    s: &crate::adapters::sql::SqlStore,
+    name: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    use crate::adapters::carrier::{link_config, CarrierOptions};
+    use crate::engine::ports::LinkRegistry;
+    use crate::session::{Link, LinkEvent};
+    let links = s.links().await?;
+    let Some(spec) = links.iter().find(|l| l.name == name) else {
+        anyhow::bail!("no link named {name:?} (see `smsgw link list`)");
+    };
+    let mut cfg = link_config(spec, &CarrierOptions::default())?;
+    cfg.connections = 1;
+    let started = std::time::Instant::now();
+    let (handle, mut events) = Link::start(cfg).await?;
+    let outcome = tokio::time::timeout(timeout, async {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                LinkEvent::Up { .. } => return Ok(started.elapsed()),
+                LinkEvent::Down { reason, .. } => return Err(reason.to_string()),
+                _ => {}
+            }
+        }
+        Err("link stopped".to_owned())
+    })
+    .await;
+    let shutdown = handle.shutdown();
+    // Keep draining events so the shutdown can finish.
+    let drain = async { while events.recv().await.is_some() {} };
+    tokio::join!(shutdown, drain);
+    match outcome {
+        Ok(Ok(latency)) => {
+            println!(
+                "link {name}: logged in to {} ({} {}) in {:.1} ms",
+                spec.addr,
+                spec.protocol,
+                spec.carrier(),
+                latency.as_secs_f64() * 1000.0
+            );
+            Ok(())
+        }
+        Ok(Err(reason)) => anyhow::bail!("link {name}: {} {}: {reason}", spec.protocol, spec.addr),
+        Err(_) => anyhow::bail!(
+            "link {name}: no login within {} ({} {})",
+            humantime::format_duration(timeout),
+            spec.protocol,
+            spec.addr
+        ),
+    }
 }

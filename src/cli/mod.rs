@@ -12,6 +12,7 @@ pub mod link;
 pub mod msg;
 pub mod send;
 pub mod serve;
+pub mod sim;
 pub mod stats;
 
 /// Options every store-backed command takes (global: any position).

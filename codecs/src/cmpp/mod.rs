@@ -136,6 +136,7 @@ impl Protocol for Cmpp {
         dst.put_u32(seq);
     }
 
+    #[inline]
     fn decode_body(&self, command_id: u32, body: Bytes) -> Result<Pdu, DecodeError> {
         Pdu::decode(self.version, CommandId(command_id), body)
     }
@@ -812,7 +813,10 @@ impl Submit {
         }
     }
 
-    fn decode(body: &Bytes, v: Version) -> Result<Self, DecodeError> {
+    /// Decodes a SUBMIT body straight into its [`Pdu`] variant, so the
+    /// ~256-byte value is built in the caller's return slot instead of
+    /// being moved from a `Result<Submit>` into a `Result<Pdu>`.
+    fn decode_pdu(body: &Bytes, v: Version) -> Result<Pdu, DecodeError> {
         let tl = v.terminal_id_len();
         let v30 = v == Version::V30;
         let mut r = Reader::new("CMPP_SUBMIT", body);
@@ -863,7 +867,7 @@ impl Submit {
         if udh::udhi_set(tp_udhi) {
             udh::parse(&msg_content)?;
         }
-        Ok(Submit {
+        Ok(Pdu::Submit(Submit {
             msg_id,
             pk_total,
             pk_number,
@@ -887,7 +891,7 @@ impl Submit {
             msg_content,
             reserve,
             link_id,
-        })
+        }))
     }
 
     fn encode(&self, v: Version, dst: &mut BytesMut) -> Result<(), EncodeError> {
@@ -1457,6 +1461,7 @@ impl Pdu {
     }
 
     /// Decodes a body (the bytes after the 12-byte header).
+    #[inline]
     pub fn decode(
         version: Version,
         command_id: CommandId,
@@ -1474,7 +1479,7 @@ impl Pdu {
                 empty("CMPP_TERMINATE_RESP", &body)?;
                 Pdu::TerminateResp
             }
-            CommandId::SUBMIT => Pdu::Submit(Submit::decode(&body, v)?),
+            CommandId::SUBMIT => return Submit::decode_pdu(&body, v),
             CommandId::SUBMIT_RESP => {
                 let (msg_id, result) = decode_id_result("CMPP_SUBMIT_RESP", &body, v)?;
                 Pdu::SubmitResp(SubmitResp { msg_id, result })
