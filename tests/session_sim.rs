@@ -173,7 +173,8 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     let mut cfg = link_config(ProtocolKind::Cmpp3, addr);
     cfg.connections = 2;
     let (link, mut rx) = Link::start(cfg).await.unwrap();
-    let n = 3000u64;
+    let n = 1200u64;
+    let t0 = Instant::now();
     let producer = produce(&link, n, false);
 
     // Let part of the stream through, then kill the simulator.
@@ -186,7 +187,13 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
         "stream started: {}",
         evs.len()
     );
+    eprintln!(
+        "restart: {} accepted after {:?}",
+        count(&evs, is_accepted),
+        t0.elapsed()
+    );
     sim1.shutdown().await;
+    eprintln!("restart: first simulator down after {:?}", t0.elapsed());
     // Both connections notice.
     evs.extend(
         collect(&mut rx, Duration::from_secs(5), |e| {
@@ -200,6 +207,7 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sim2 = start_sim(sim_config(sim::ProtocolKind::Cmpp3, addr)).await;
     assert_eq!(sim2.addr(), addr);
+    eprintln!("restart: second simulator up after {:?}", t0.elapsed());
 
     evs.extend(
         collect(&mut rx, Duration::from_secs(20), |e| {
@@ -208,6 +216,7 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
         .await,
     );
     producer.await.unwrap();
+    eprintln!("restart: all results after {:?}", t0.elapsed());
     let res = results(&evs);
     assert_eq!(res.len() as u64, n, "every submit has exactly one result");
     let accepted = res.values().filter(|e| is_accepted(e)).count();
@@ -236,6 +245,20 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     // What the second simulator accepted is what we saw accepted after it
     // started (plus at most the unknowns it may have answered too late).
     let after = sim2.stats().totals.submit_responses_sent;
+    let mut lat: Vec<Duration> = evs
+        .iter()
+        .filter_map(|(_, e)| match e {
+            LinkEvent::Accepted { latency, .. } => Some(*latency),
+            _ => None,
+        })
+        .collect();
+    lat.sort();
+    eprintln!(
+        "restart: second sim {:?}; latency p50 {:?} max {:?}",
+        sim2.stats().totals,
+        lat[lat.len() / 2],
+        lat.last()
+    );
     assert!(after > 0, "the restarted simulator took traffic");
     eprintln!("restart: {accepted} accepted, {unknown} unknown, {downs} downs, {ups} ups, {after} accepted by the second sim");
     let rest = shutdown_and_drain(link, &mut rx).await;
