@@ -106,6 +106,33 @@ async fn collect(
     out
 }
 
+/// A `collect` predicate: true once `n` per-submit results have arrived
+/// (counts only the events new since its last call).
+fn settled(n: u64) -> impl FnMut(&Timed) -> bool {
+    let (mut seen, mut results) = (0usize, 0u64);
+    move |evs: &Timed| {
+        results += evs[seen..]
+            .iter()
+            .filter(|(_, e)| e.token().is_some())
+            .count() as u64;
+        seen = evs.len();
+        results >= n
+    }
+}
+
+/// Like [`settled`], for `n` status reports.
+fn reports_in(n: u64) -> impl FnMut(&Timed) -> bool {
+    let (mut seen, mut reports) = (0usize, 0u64);
+    move |evs: &Timed| {
+        reports += evs[seen..]
+            .iter()
+            .filter(|(_, e)| matches!(e, LinkEvent::Report(_)))
+            .count() as u64;
+        seen = evs.len();
+        reports >= n
+    }
+}
+
 /// token → its single result; panics on a second result for one token.
 fn results(evs: &Timed) -> HashMap<u64, LinkEvent> {
     let mut out = HashMap::new();
@@ -164,16 +191,18 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     let sim1 = start_sim(sim_config(sim::ProtocolKind::Cmpp3, any_port())).await;
     let addr = sim1.addr();
     // Slow responses a little so the window is full when the sim dies.
-    let mut faults = Faults::default();
-    faults.response_delay = Some(sim::DelayRange {
-        min: Duration::from_millis(1),
-        max: Duration::from_millis(3),
-    });
+    let faults = Faults {
+        response_delay: Some(sim::DelayRange {
+            min: Duration::from_millis(1),
+            max: Duration::from_millis(3),
+        }),
+        ..Default::default()
+    };
     sim1.set_faults(faults.clone()).unwrap();
     let mut cfg = link_config(ProtocolKind::Cmpp3, addr);
     cfg.connections = 2;
     let (link, mut rx) = Link::start(cfg).await.unwrap();
-    let n = 1200u64;
+    let n = 3000u64;
     let t0 = Instant::now();
     let producer = produce(&link, n, false);
 
@@ -209,12 +238,9 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     assert_eq!(sim2.addr(), addr);
     eprintln!("restart: second simulator up after {:?}", t0.elapsed());
 
-    evs.extend(
-        collect(&mut rx, Duration::from_secs(20), |e| {
-            results(e).len() as u64 == n
-        })
-        .await,
-    );
+    // `collect` sees only what it collects: count the results so far.
+    let so_far = evs.iter().filter(|(_, e)| e.token().is_some()).count() as u64;
+    evs.extend(collect(&mut rx, Duration::from_secs(10), settled(n - so_far)).await);
     producer.await.unwrap();
     eprintln!("restart: all results after {:?}", t0.elapsed());
     let res = results(&evs);
@@ -239,8 +265,8 @@ async fn sim_killed_and_restarted_on_the_same_port_loses_nothing() {
     );
     let ups = count(&evs, |e| matches!(e, LinkEvent::Up { .. }));
     assert!(
-        ups >= 4,
-        "two logins, then two again after the restart: {ups}"
+        ups >= 3,
+        "two logins, then at least one again after the restart (the other may still be in backoff when the last result arrives): {ups}"
     );
     // What the second simulator accepted is what we saw accepted after it
     // started (plus at most the unknowns it may have answered too late).
@@ -277,10 +303,7 @@ async fn dropped_responses_are_resent_until_answered() {
     let (link, mut rx) = Link::start(cfg).await.unwrap();
     let n = 200u64;
     let producer = produce(&link, n, false);
-    let evs = collect(&mut rx, Duration::from_secs(15), |e| {
-        results(e).len() as u64 == n
-    })
-    .await;
+    let evs = collect(&mut rx, Duration::from_secs(15), settled(n)).await;
     producer.await.unwrap();
     let res = results(&evs);
     assert_eq!(res.len() as u64, n, "every submit has a result");
@@ -322,10 +345,7 @@ async fn simulator_tps_limit_rate_converges_and_nothing_is_lost() {
     let n = 400u64;
     let started = Instant::now();
     let producer = produce(&link, n, false);
-    let evs = collect(&mut rx, Duration::from_secs(30), |e| {
-        results(e).len() as u64 == n
-    })
-    .await;
+    let evs = collect(&mut rx, Duration::from_secs(30), settled(n)).await;
     producer.await.unwrap();
     let res = results(&evs);
     assert_eq!(res.len() as u64, n, "every message has a result");
@@ -375,10 +395,8 @@ async fn fragmented_writes_still_decode_results_and_reports() {
         .unwrap();
     let n = 300u64;
     let producer = produce(&link, n, true);
-    let evs = collect(&mut rx, Duration::from_secs(15), |e| {
-        results(e).len() as u64 == n && count(e, |e| matches!(e, LinkEvent::Report(_))) as u64 == n
-    })
-    .await;
+    let (mut all, mut reports) = (settled(n), reports_in(n));
+    let evs = collect(&mut rx, Duration::from_secs(15), |e| all(e) && reports(e)).await;
     producer.await.unwrap();
     let res = results(&evs);
     assert_eq!(res.len() as u64, n);
@@ -421,10 +439,8 @@ async fn sgip_reports_arrive_on_the_sp_side_server() {
     assert_eq!(link.sgip_server_addr(), Some(sp_addr));
     let n = 100u64;
     let producer = produce(&link, n, true);
-    let evs = collect(&mut rx, Duration::from_secs(15), |e| {
-        results(e).len() as u64 == n && count(e, |e| matches!(e, LinkEvent::Report(_))) as u64 == n
-    })
-    .await;
+    let (mut all, mut reports) = (settled(n), reports_in(n));
+    let evs = collect(&mut rx, Duration::from_secs(15), |e| all(e) && reports(e)).await;
     producer.await.unwrap();
     let res = results(&evs);
     assert_eq!(res.len() as u64, n);
