@@ -34,7 +34,18 @@ SMPP=$TARGET_DIR/release/examples/smpp34_load
 
 WORK=$(mktemp -d)
 PIDS=()
+# PIDS are the /usr/bin/time wrappers. GNU time ignores SIGINT and SIGQUIT
+# while it waits, and a TERM to it would orphan the server, so signals go
+# to the wrapped server (the wrapper's child) and time exits with it.
+stop() {
+  local sig=$1; shift
+  for p in "$@"; do
+    pkill "-$sig" -P "$p" 2>/dev/null || true
+  done
+}
 cleanup() {
+  stop TERM "${PIDS[@]}"
+  sleep 0.2
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -81,7 +92,7 @@ for cfg in $CONFIGS; do
 done
 
 # Stop the servers to read their peak RSS.
-for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+stop INT "${PIDS[@]}"
 wait 2>/dev/null || true
 PIDS=()
 SIM_RSS=$(rss_kb "$WORK/sim.time" || echo 0)

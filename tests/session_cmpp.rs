@@ -889,6 +889,7 @@ async fn bench_reports_throughput_latency_and_reports() {
         text: "bench".into(),
         reports: true,
         json: true,
+        ..Default::default()
     };
     let report = smsgw::session::run_bench(args).await.unwrap();
     assert_eq!(report.segments, 300);

@@ -37,6 +37,14 @@ pub struct BenchCli {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// SGIP only: listen here for the SMG's report/MO connection (the SP-side
+    /// server; give the same address to the SMG, e.g. `smsgw sim --sp-addr`).
+    #[arg(long, value_name = "HOST:PORT", requires = "sp_login")]
+    pub sp_listen: Option<std::net::SocketAddr>,
+    /// SGIP only: the NAME:PASSWORD the SMG must bind with on the SP-side
+    /// server (`smsgw sim --sp-login`).
+    #[arg(long, value_name = "NAME:PASSWORD", requires = "sp_listen")]
+    pub sp_login: Option<String>,
 }
 
 pub fn split_account(account: &str) -> Result<(String, String)> {
@@ -48,6 +56,17 @@ pub fn split_account(account: &str) -> Result<(String, String)> {
 
 pub async fn run(a: BenchCli) -> Result<()> {
     let (account, secret) = split_account(&a.account)?;
+    let sp_login = match &a.sp_login {
+        Some(l) => Some(
+            l.split_once(':')
+                .map(|(n, p)| (n.to_owned(), p.to_owned()))
+                .context("--sp-login must be NAME:PASSWORD")?,
+        ),
+        None => None,
+    };
+    if a.sp_listen.is_some() && a.protocol != ProtocolKind::Sgip {
+        anyhow::bail!("--sp-listen and --sp-login are for --protocol sgip only");
+    }
     let report = run_bench(BenchArgs {
         protocol: a.protocol,
         target: a.target,
@@ -60,6 +79,8 @@ pub async fn run(a: BenchCli) -> Result<()> {
         text: a.text,
         reports: !a.no_reports,
         json: a.json,
+        sp_listen: a.sp_listen,
+        sp_login,
     })
     .await?;
     println!("{report}");

@@ -12,7 +12,7 @@ use smsgw_codecs::text::{self, DataCoding, Family};
 use smsgw_codecs::udh::ConcatRef;
 
 use super::dialect::{Credentials, ProtocolKind};
-use super::link::{Link, LinkConfig};
+use super::link::{Link, LinkConfig, SgipServerConfig};
 use super::rate::RateConfig;
 use super::types::{LinkEvent, Segment, SubmitRequest};
 use super::window::WindowConfig;
@@ -36,6 +36,10 @@ pub struct BenchArgs {
     pub reports: bool,
     /// Print one JSON object as the last line.
     pub json: bool,
+    /// SGIP: where the link's SP-side server listens for the SMG's report
+    /// connection, and the NAME:PASSWORD the SMG binds with.
+    pub sp_listen: Option<std::net::SocketAddr>,
+    pub sp_login: Option<(String, String)>,
 }
 
 impl Default for BenchArgs {
@@ -52,6 +56,8 @@ impl Default for BenchArgs {
             text: "smsgw bench".into(),
             reports: true,
             json: false,
+            sp_listen: None,
+            sp_login: None,
         }
     }
 }
@@ -187,6 +193,27 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     cfg.rate = RateConfig::from_tps(args.tps);
     cfg.queue_capacity = (args.window.max(1) * cfg.connections as usize * 4).max(64);
     cfg.events_capacity = 4096;
+    match (&args.sp_listen, &args.sp_login) {
+        (Some(listen), Some((account, secret))) => {
+            if args.protocol != ProtocolKind::Sgip {
+                anyhow::bail!("--sp-listen and --sp-login are for --protocol sgip only");
+            }
+            cfg.sgip_server = Some(SgipServerConfig {
+                listen: *listen,
+                account: account.clone(),
+                secret: secret.clone(),
+            });
+        }
+        (None, None) => {
+            if args.protocol == ProtocolKind::Sgip && args.reports {
+                tracing::warn!("sgip without --sp-listen/--sp-login: reports cannot arrive; not waiting for them");
+            }
+        }
+        _ => anyhow::bail!("--sp-listen and --sp-login go together"),
+    }
+    // SGIP reports only arrive through the SP-side server.
+    let wait_reports =
+        args.reports && (args.protocol != ProtocolKind::Sgip || cfg.sgip_server.is_some());
     let (link, mut events) = Link::start(cfg).await?;
 
     let bar = if std::io::stderr().is_terminal() {
@@ -234,7 +261,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let stall = Duration::from_secs(200);
     loop {
         if settled >= total
-            && (!args.reports
+            && (!wait_reports
                 || reports >= accepted
                 || results_done.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
         {
