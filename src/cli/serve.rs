@@ -67,6 +67,8 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<tokio::task::Join
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     crate::engine::metrics::describe();
+    crate::session::metrics::describe();
+    metrics::gauge!("smsgw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics listening");
     Ok(tokio::spawn(async move {
