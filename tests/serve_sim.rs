@@ -93,7 +93,9 @@ async fn serve_smgp_through_the_simulator_with_metrics() {
             .args(["serve", "--metrics", &format!("127.0.0.1:{metrics_port}")])
             .env("SMSGW_STORE", &store2)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir_log(&store2)).unwrap(),
+            ))
             .spawn()
             .unwrap();
         // Wait until every message is delivered (the simulator reports DELIVRD).
@@ -110,13 +112,7 @@ async fn serve_smgp_through_the_simulator_with_metrics() {
         let metrics = scrape(metrics_port).unwrap_or_default();
         unsafe { libc_kill(serve.id() as i32) };
         let status = serve.wait().unwrap();
-        let mut err = String::new();
-        serve
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = std::fs::read_to_string(dir_log(&store2)).unwrap_or_default();
         (stats, metrics, status, err)
     })
     .await
@@ -153,4 +149,11 @@ unsafe fn libc_kill(pid: i32) {
         fn kill(pid: i32, sig: i32) -> i32;
     }
     kill(pid, 15);
+}
+
+/// Where a test's `smsgw serve` writes its log: a file beside the store (a
+/// pipe nobody reads would fill up and block the gateway).
+fn dir_log(store: &str) -> std::path::PathBuf {
+    let db = store.trim_start_matches("sqlite://");
+    std::path::Path::new(db).with_extension("serve.log")
 }
