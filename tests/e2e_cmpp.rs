@@ -4,112 +4,14 @@
 //! response → reports correlated → `stats` / `msg show`.
 #![cfg(feature = "sql")]
 
+mod common;
+
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use smsgw_codecs::cmpp::{
-    Cmpp, ConnectResp, ConnectStatus, Deliver, MsgId, Pdu, Report, SubmitResp, SubmitResult,
-    Version,
-};
-use smsgw_codecs::wire::FixedStr;
-use smsgw_codecs::{Framer, Inbound, Packet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-const SECRET: &str = "secret";
-
-async fn ismg(submits: Arc<AtomicU32>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(conn(sock, submits.clone()));
-        }
-    });
-    addr
-}
-
-async fn conn(mut sock: TcpStream, submits: Arc<AtomicU32>) {
-    let framer = Framer::new(Cmpp::new(Version::V30));
-    let (mut rbuf, mut wbuf) = (BytesMut::new(), BytesMut::new());
-    let mut seq = 5000u32;
-    loop {
-        match sock.read_buf(&mut rbuf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        while let Ok(Some(item)) = framer.decode(&mut rbuf) {
-            let Inbound::Packet(Packet { seq: s, pdu }) = item else {
-                continue;
-            };
-            match pdu {
-                Pdu::Connect(c) => {
-                    let resp = ConnectResp::new(
-                        Version::V30,
-                        ConnectStatus::OK,
-                        &c.authenticator_source,
-                        SECRET.as_bytes(),
-                        0x30,
-                    );
-                    framer
-                        .encode(s, &Pdu::ConnectResp(resp), &mut wbuf)
-                        .unwrap();
-                }
-                Pdu::Submit(_) => {
-                    let n = submits.fetch_add(1, Ordering::SeqCst);
-                    let msg_id = MsgId(0x2000_0000 + u64::from(n));
-                    // the report first: it beats the submit response
-                    let report = Report {
-                        msg_id,
-                        stat: FixedStr::new(b"DELIVRD").unwrap(),
-                        submit_time: FixedStr::new(b"2612041507").unwrap(),
-                        done_time: FixedStr::new(b"2612041508").unwrap(),
-                        dest_terminal_id: FixedStr::new(b"13800138000").unwrap(),
-                        smsc_sequence: 1,
-                    };
-                    let mut d = Deliver {
-                        msg_id: MsgId(99),
-                        ..Default::default()
-                    };
-                    d.set_report(&report, Version::V30).unwrap();
-                    d.normalize(Version::V30);
-                    seq += 1;
-                    framer.encode(seq, &Pdu::Deliver(d), &mut wbuf).unwrap();
-                    framer
-                        .encode(
-                            s,
-                            &Pdu::SubmitResp(SubmitResp {
-                                msg_id,
-                                result: SubmitResult::OK,
-                            }),
-                            &mut wbuf,
-                        )
-                        .unwrap();
-                }
-                Pdu::ActiveTest => {
-                    framer
-                        .encode(s, &Pdu::ActiveTestResp(Default::default()), &mut wbuf)
-                        .unwrap();
-                }
-                Pdu::Terminate => {
-                    framer.encode(s, &Pdu::TerminateResp, &mut wbuf).unwrap();
-                    let _ = sock.write_all(&wbuf).await;
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if !wbuf.is_empty() {
-            if sock.write_all(&wbuf).await.is_err() {
-                return;
-            }
-            wbuf.clear();
-        }
-    }
-}
+use common::ismg::{self, Seen, SECRET};
 
 fn smsgw(store: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
@@ -127,8 +29,8 @@ fn smsgw(store: &str, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_delivered_with_reports_before_responses() {
-    let submits = Arc::new(AtomicU32::new(0));
-    let addr = ismg(submits.clone()).await;
+    let seen = Arc::new(Seen::default());
+    let addr = ismg::start(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("e2e.db").display());
     smsgw(
@@ -201,7 +103,7 @@ async fn messages_are_delivered_with_reports_before_responses() {
     assert_eq!(stats["by_state"]["delivered"], 21, "{stats}");
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     assert_eq!(
-        submits.load(Ordering::SeqCst),
+        seen.submits.load(Ordering::SeqCst),
         22,
         "one submit per segment, none twice"
     );
