@@ -43,7 +43,7 @@ for t in status dlq; do "$TARGET/release/examples/produce" "$BROKERS" $t 0 >/dev
 
 SMSGW_LOG=warn,librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench 2>"$WORK/serve.log" &
-SERVE=$!
+SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record -F 499 -g -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
 
 echo "producing $N records"
