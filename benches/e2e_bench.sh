@@ -55,6 +55,7 @@ while :; do
   s=$("$BIN" stats --json --store "$STORE")
   msgs=$(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
   deliv=$(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"]["delivered"])')
+  [ -n "${BENCH_TRACE:-}" ] && echo "$now $(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"])')"
   [ -z "$first" ] && [ "$msgs" -gt 0 ] && first=$now
   if [ "$deliv" -ge "$N" ]; then last=$now; break; fi
   [ "$(date +%s)" -gt "$deadline" ] && { echo "timeout: $s"; exit 1; }

@@ -348,8 +348,14 @@ impl SqlStore {
         Ok(Some(ev))
     }
 
+    /// On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
+    /// instead of waiting when another connection wrote in between.
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        self.pool.begin().await.db()
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
+            Backend::Postgres => self.pool.begin().await.db(),
+        }
     }
 }
 
@@ -400,6 +406,25 @@ fn placeholders_accept(rows: usize) -> String {
                 b + 10,
                 b + 9,
                 b + 9
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `VALUES` groups for parked reports: six binds per row, then `'parked'`.
+fn placeholders_parked(rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let b = r * 6;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, 'parked')",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
             )
         })
         .collect::<Vec<_>>()
@@ -971,16 +996,18 @@ impl ReportStore for SqlStore {
             }
             q.execute(&mut *tx).await.db()?;
         }
-        for b in binds {
-            sqlx::query(
-                "UPDATE segments SET submitted_at = $1 WHERE message_id = $2 AND part = $3",
-            )
-            .bind(now.0)
-            .bind(b.seg.message.0)
-            .bind(i64::from(b.seg.part))
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        for chunk in binds.chunks(CHUNK) {
+            let cond = (0..chunk.len())
+                .map(|i| format!("(message_id = ${} AND part = ${})", 2 + 2 * i, 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!("UPDATE segments SET submitted_at = $1 WHERE {cond}");
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.0);
+            for b in chunk {
+                q = q.bind(b.seg.message.0).bind(i64::from(b.seg.part));
+            }
+            q.execute(&mut *tx).await.db()?;
         }
         // messages whose every part is now bound go accepted → submitted,
         // on the link of their last bound part
@@ -1063,70 +1090,147 @@ impl ReportStore for SqlStore {
                 }
             }
         }
+        // the first report per segment in this batch is the one that can
+        // apply (a segment takes one report); one set-based UPDATE says which did
+        let mut first: std::collections::HashMap<SegmentRef, usize> =
+            std::collections::HashMap::with_capacity(reports.len());
         let mut out = Vec::with_capacity(reports.len());
-        let mut evs: Vec<(MessageId, StatusEvent, Timestamp)> = Vec::new();
-        for report in reports {
-            let Some(&(segment, at)) = subs.get(report.provider_id.as_str()) else {
-                out.push(Settle::Unknown);
-                continue;
-            };
-            let res = sqlx::query(
-                "UPDATE segments SET stat = $1, delivered = $2, reported_at = $3 \
-                 WHERE message_id = $4 AND part = $5 AND reported_at IS NULL",
-            )
-            .bind(&report.stat)
-            .bind(i64::from(report.delivered))
-            .bind(report.received_at.0)
-            .bind(segment.message.0)
-            .bind(i64::from(segment.part))
-            .execute(&mut *tx)
-            .await
-            .db()?;
-            let mut event = None;
-            if res.rows_affected() == 1 {
-                let (to, link, all_delivered) = if report.delivered {
-                    (MessageState::Delivered, None, true)
-                } else {
-                    (MessageState::Failed, report.link.as_deref(), false)
-                };
-                let cond = if all_delivered {
-                    " AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
-                     AND (s.delivered IS NULL OR s.delivered = 0))"
-                } else {
-                    ""
-                };
-                let sql = format!(
-                    "UPDATE messages SET state = $1, code = COALESCE($2, code), link = COALESCE($3, link), \
-                     updated_at = $4 WHERE id = $5 AND state NOT IN ('delivered', 'failed', 'expired'){cond} \
-                     RETURNING upstream_id, recipient, segments, code, link, possible_duplicate"
-                );
-                // Audited: only compile-time constants are interpolated.
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(to.as_str())
-                    .bind(report.stat.as_str())
-                    .bind(link)
-                    .bind(report.received_at.0)
-                    .bind(segment.message.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-                if let Some(row) = row {
-                    let ev = changed_event(&row, to, report.received_at)?;
-                    evs.push((segment.message, ev.clone(), report.received_at));
-                    event = Some(ev);
+        for (i, report) in reports.iter().enumerate() {
+            match subs.get(report.provider_id.as_str()) {
+                None => out.push(Settle::Unknown),
+                Some(&(segment, at)) => {
+                    first.entry(segment).or_insert(i);
+                    out.push(Settle::Settled {
+                        segment,
+                        event: None,
+                        submitted_at: Some(Timestamp(at)),
+                    });
                 }
             }
-            out.push(Settle::Settled {
-                segment,
-                event,
-                submitted_at: Some(Timestamp(at)),
-            });
         }
+        let mut cands: Vec<(SegmentRef, usize)> = first.into_iter().collect();
+        cands.sort_by_key(|(_, i)| *i);
+        let mut applied: std::collections::HashSet<SegmentRef> = Default::default();
+        for chunk in cands.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE segments SET stat = v.column3, delivered = v.column4, reported_at = v.column5 \
+                 FROM (VALUES {}) AS v WHERE segments.message_id = v.column1 AND segments.part = v.column2 \
+                 AND segments.reported_at IS NULL RETURNING segments.message_id, segments.part",
+                placeholders(chunk.len(), 5, 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seg, i) in chunk {
+                let r = &reports[*i];
+                q = q
+                    .bind(seg.message.0)
+                    .bind(i64::from(seg.part))
+                    .bind(r.stat.clone())
+                    .bind(i64::from(r.delivered))
+                    .bind(r.received_at.0);
+            }
+            for row in q.fetch_all(&mut *tx).await.db()? {
+                applied.insert(SegmentRef {
+                    message: MessageId(get_i64(&row, "message_id")?),
+                    part: get_i64(&row, "part")? as u16,
+                });
+            }
+        }
+        // state changes: failures one by one (rare), deliveries set-based
+        // (the last delivering report of a message names code and time)
+        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
+        let mut delivering: std::collections::BTreeMap<i64, usize> = Default::default();
+        for (seg, i) in &cands {
+            if !applied.contains(seg) {
+                continue;
+            }
+            let report = &reports[*i];
+            if report.delivered {
+                let e = delivering.entry(seg.message.0).or_insert(*i);
+                *e = (*e).max(*i);
+                continue;
+            }
+            let row = sqlx::query(
+                "UPDATE messages SET state = 'failed', code = COALESCE($1, code), link = COALESCE($2, link), \
+                 updated_at = $3 WHERE id = $4 AND state NOT IN ('delivered', 'failed', 'expired') \
+                 RETURNING upstream_id, recipient, segments, code, link, possible_duplicate",
+            )
+            .bind(report.stat.as_str())
+            .bind(report.link.as_deref())
+            .bind(report.received_at.0)
+            .bind(seg.message.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            if let Some(row) = row {
+                let ev = changed_event(&row, MessageState::Failed, report.received_at)?;
+                evs.push((*i, seg.message, ev, report.received_at));
+            }
+        }
+        let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
+        for chunk in delivering.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE messages SET state = 'delivered', code = v.column2, updated_at = v.column3 \
+                 FROM (VALUES {}) AS v WHERE messages.id = v.column1 \
+                 AND messages.state NOT IN ('delivered', 'failed', 'expired') \
+                 AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
+                 AND (s.delivered IS NULL OR s.delivered = 0)) \
+                 RETURNING messages.id AS id, messages.upstream_id AS upstream_id, \
+                 messages.recipient AS recipient, messages.segments AS segments, messages.code AS code, \
+                 messages.link AS link, messages.possible_duplicate AS possible_duplicate",
+                placeholders(chunk.len(), 3, 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, i) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(reports[*i].stat.clone())
+                    .bind(reports[*i].received_at.0);
+            }
+            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
+            for row in q.fetch_all(&mut *tx).await.db()? {
+                let id = get_i64(&row, "id")?;
+                let i = idx[&id];
+                let at = reports[i].received_at;
+                let ev = changed_event(&row, MessageState::Delivered, at)?;
+                evs.push((i, MessageId(id), ev, at));
+            }
+        }
+        evs.sort_by_key(|(i, ..)| *i);
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
-            evs.iter().map(|(i, e, t)| (*i, e, *t)).collect();
+            evs.iter().map(|(_, id, e, t)| (*id, e, *t)).collect();
         insert_events(&mut tx, &refs).await?;
         tx.commit().await.db()?;
+        for (i, _, ev, _) in evs {
+            if let Settle::Settled { event, .. } = &mut out[i] {
+                *event = Some(ev);
+            }
+        }
         Ok(out)
+    }
+
+    async fn park_many(&self, reports: &[(Report, Timestamp)]) -> StoreResult<()> {
+        for chunk in reports.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
+                 VALUES {}",
+                placeholders_parked(chunk.len())
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (r, until) in chunk {
+                q = q
+                    .bind(r.provider_id.as_str().to_owned())
+                    .bind(r.stat.clone())
+                    .bind(i64::from(r.delivered))
+                    .bind(r.link.clone())
+                    .bind(r.received_at.0)
+                    .bind(until.0);
+            }
+            q.execute(&self.pool).await.db()?;
+        }
+        Ok(())
     }
 
     async fn take_parked_many(&self, provider_ids: &[ProviderMsgId]) -> StoreResult<Vec<Report>> {

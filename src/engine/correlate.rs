@@ -109,12 +109,11 @@ impl Correlator {
     ) -> StoreResult<Vec<StatusEvent>> {
         let settled = store.settle_many(reports).await?;
         let mut events = Vec::new();
+        let mut park = Vec::new();
         for (report, s) in reports.iter().zip(settled) {
             match s {
                 Settle::Unknown => {
-                    store
-                        .park(report, report.received_at.plus(self.park_ttl))
-                        .await?;
+                    park.push((report.clone(), report.received_at.plus(self.park_ttl)));
                     metrics::counter!(m::REPORTS, "result" => "parked").increment(1);
                 }
                 Settle::Settled {
@@ -130,6 +129,9 @@ impl Correlator {
                     events.extend(event);
                 }
             }
+        }
+        if !park.is_empty() {
+            store.park_many(&park).await?;
         }
         Ok(events)
     }

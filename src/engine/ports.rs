@@ -291,6 +291,19 @@ pub trait ReportStore: Send + Sync {
         }
     }
 
+    /// [`ReportStore::park`] for many reports, each kept until its own deadline.
+    fn park_many(
+        &self,
+        reports: &[(Report, Timestamp)],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async move {
+            for (r, until) in reports {
+                self.park(r, *until).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// [`ReportStore::take_parked`] for many provider ids: removes and
     /// returns their parked reports, oldest first.
     fn take_parked_many(
