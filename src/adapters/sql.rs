@@ -431,8 +431,9 @@ fn placeholders_parked(rows: usize) -> String {
         .join(", ")
 }
 
-/// Rows per multi-row statement (keeps bind counts far below both backends' limits).
-const CHUNK: usize = 200;
+/// Rows per multi-row statement (keeps bind counts far below both backends'
+/// limits; sqlx-sqlite looks each `$N` up by name, quadratic in the count).
+const CHUNK: usize = 64;
 
 /// The event of a state change from an `UPDATE .. RETURNING` row.
 fn changed_event(row: &AnyRow, to: MessageState, now: Timestamp) -> StoreResult<StatusEvent> {
