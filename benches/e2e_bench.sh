@@ -43,7 +43,7 @@ for t in status dlq; do "$TARGET/release/examples/produce" "$BROKERS" $t 0 >/dev
 
 SMSGW_LOG=warn,librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench 2>"$WORK/serve.log" &
-SERVE=$!
+SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record -F 499 -g -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
 
 echo "producing $N records"
@@ -55,6 +55,7 @@ while :; do
   s=$("$BIN" stats --json --store "$STORE")
   msgs=$(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
   deliv=$(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"]["delivered"])')
+  [ -n "${BENCH_TRACE:-}" ] && echo "$now $(echo "$s" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"])')"
   [ -z "$first" ] && [ "$msgs" -gt 0 ] && first=$now
   if [ "$deliv" -ge "$N" ]; then last=$now; break; fi
   [ "$(date +%s)" -gt "$deadline" ] && { echo "timeout: $s"; exit 1; }

@@ -427,3 +427,112 @@ async fn links_add_list_remove(s: &SqlStore) {
     assert!(!s.remove_link("cmcc-1").await.unwrap());
 }
 both!(links, links_add_list_remove);
+
+/// The batched calls (`bind_many`, `settle_many`, `take_parked_many`) as the
+/// serve loop uses them: one report beats its response, a batch mixes parts
+/// of one long message with single-part ones, repeats change nothing.
+async fn batched_bind_and_settle(s: &SqlStore) {
+    let text = "长".repeat(140); // 3 segments
+    let mut m = Vec::new();
+    for rec in [
+        format!(r#"{{"id":"long","to":"13800138000","text":"{text}"}}"#),
+        r#"{"id":"a","to":"13800138001","text":"x"}"#.to_owned(),
+        r#"{"id":"b","to":"13800138002","text":"x"}"#.to_owned(),
+        r#"{"id":"a","to":"13800138001","text":"x"}"#.to_owned(),
+    ] {
+        m.extend(msgs(&rec, T0).0);
+    }
+    let r = s.accept(&m, &[]).await.unwrap();
+    assert_eq!(r.accepted.len(), 3);
+    assert_eq!(r.duplicates, 1);
+    let (long, a, b) = (r.accepted[0].0, r.accepted[1].0, r.accepted[2].0);
+    let c = Correlator::new(Duration::from_secs(60));
+    let rep = |pid: &str, ok: bool| Report {
+        provider_id: ProviderMsgId::new(pid),
+        stat: if ok { "DELIVRD" } else { "UNDELIV" }.into(),
+        delivered: ok,
+        link: Some("m2".into()),
+        received_at: T0.plus(Duration::from_secs(1)),
+    };
+    // b's report beats its response: parked
+    assert!(c
+        .on_reports(s, &[rep("b1", true)])
+        .await
+        .unwrap()
+        .is_empty());
+    let bind = |m, part, pid: &str| Bind {
+        seg: SegmentRef { message: m, part },
+        link: "m1".into(),
+        provider_id: ProviderMsgId::new(pid),
+    };
+    let evs = c
+        .on_accepted_many(
+            s,
+            &[
+                bind(long, 1, "l1"),
+                bind(a, 1, "a1"),
+                bind(long, 2, "l2"),
+                bind(b, 1, "b1"),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    // a and b submitted (b then delivered by its parked report); long waits for part 3
+    let got: Vec<(String, &str)> = evs
+        .iter()
+        .map(|e| (e.id.clone(), e.state.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a".to_owned(), "submitted"),
+            ("b".to_owned(), "submitted"),
+            ("b".to_owned(), "delivered")
+        ]
+    );
+    let evs = c
+        .on_accepted_many(s, &[bind(long, 3, "l3")], T0)
+        .await
+        .unwrap();
+    assert_eq!(states(&evs), ["submitted"]);
+    let evs = c
+        .on_reports(
+            s,
+            &[
+                rep("l1", true),
+                rep("a1", false),
+                rep("l2", true),
+                rep("l1", true), // repeat: settled, no change
+                rep("l3", true),
+                rep("nope", true), // parked
+            ],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, &str)> = evs
+        .iter()
+        .map(|e| (e.id.clone(), e.state.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("a".to_owned(), "failed"), ("long".to_owned(), "delivered")]
+    );
+    assert_eq!(
+        states(&s.history("long").await.unwrap()),
+        ["accepted", "submitted", "delivered"]
+    );
+    let ha = s.history("a").await.unwrap();
+    assert_eq!(states(&ha), ["accepted", "submitted", "failed"]);
+    assert_eq!(ha[2].code.as_deref(), Some("UNDELIV"));
+    assert_eq!(ha[2].link.as_deref(), Some("m2"));
+    assert_eq!(
+        states(&s.history("b").await.unwrap()),
+        ["accepted", "submitted", "delivered"]
+    );
+    assert_eq!(s.parked(10).await.unwrap().len(), 1);
+    let st = s.stats().await.unwrap();
+    assert_eq!(st.by_state["delivered"], 2);
+    assert_eq!(st.by_state["failed"], 1);
+}
+both!(batched, batched_bind_and_settle);

@@ -324,69 +324,158 @@ impl SqlStore {
         link: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<Option<StatusEvent>> {
-        let res = sqlx::query(
+        let row = sqlx::query(
             "UPDATE messages SET state = $1, code = COALESCE($2, code), link = COALESCE($3, link), \
-             updated_at = $4 WHERE id = $5 AND state NOT IN ('delivered', 'failed', 'expired') AND state <> $1",
+             updated_at = $4 WHERE id = $5 AND state NOT IN ('delivered', 'failed', 'expired') AND state <> $1 \
+             RETURNING upstream_id, recipient, segments, code, link, possible_duplicate",
         )
         .bind(to.as_str())
         .bind(code)
         .bind(link)
         .bind(now.0)
         .bind(id.0)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
         .db()?;
-        if res.rows_affected() == 0 || !to.is_published() {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if !to.is_published() {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT upstream_id, recipient, segments, code, link, possible_duplicate FROM messages WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .db()?;
-        let ev = StatusEvent {
-            id: get_str(&row, "upstream_id")?,
-            to: get_str(&row, "recipient")?,
-            state: to,
-            code: get_opt_str(&row, "code")?,
-            segments: get_i64(&row, "segments")? as u16,
-            link: get_opt_str(&row, "link")?,
-            at: now.to_rfc3339(),
-            possible_duplicate: get_i64(&row, "possible_duplicate")? != 0,
-        };
-        insert_event(tx, id, &ev, now).await?;
+        let ev = changed_event(&row, to, now)?;
+        insert_events(tx, &[(id, &ev, now)]).await?;
         Ok(Some(ev))
     }
 
+    /// On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
+    /// instead of waiting when another connection wrote in between.
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        self.pool.begin().await.db()
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
+            Backend::Postgres => self.pool.begin().await.db(),
+        }
     }
 }
 
-async fn insert_event(
+/// `$a, $b, ...` groups: `rows` tuples of `cols` placeholders from `$first`.
+fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", first + r * cols + c));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first, $first+1, ...` for an `IN (...)` list of `n`.
+fn in_list(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `VALUES` groups for [`MessageStore::accept`]: ten binds per row, then
+/// `'accepted'`, `due_at` and `updated_at` from the row's `accepted_at`.
+fn placeholders_accept(rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let b = r * 10;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'accepted', ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 9,
+                b + 9
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `VALUES` groups for parked reports: six binds per row, then `'parked'`.
+fn placeholders_parked(rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let b = r * 6;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, 'parked')",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows per multi-row statement (keeps bind counts far below both backends'
+/// limits; sqlx-sqlite looks each `$N` up by name, quadratic in the count).
+const CHUNK: usize = 64;
+
+/// The event of a state change from an `UPDATE .. RETURNING` row.
+fn changed_event(row: &AnyRow, to: MessageState, now: Timestamp) -> StoreResult<StatusEvent> {
+    Ok(StatusEvent {
+        id: get_str(row, "upstream_id")?,
+        to: get_str(row, "recipient")?,
+        state: to,
+        code: get_opt_str(row, "code")?,
+        segments: get_i64(row, "segments")? as u16,
+        link: get_opt_str(row, "link")?,
+        at: now.to_rfc3339(),
+        possible_duplicate: get_i64(row, "possible_duplicate")? != 0,
+    })
+}
+
+/// History rows, multi-row INSERTs.
+async fn insert_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    id: MessageId,
-    ev: &StatusEvent,
-    now: Timestamp,
+    evs: &[(MessageId, &StatusEvent, Timestamp)],
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (message_id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id.0)
-    .bind(&ev.id)
-    .bind(&ev.to)
-    .bind(ev.state.as_str())
-    .bind(ev.code.as_deref())
-    .bind(i64::from(ev.segments))
-    .bind(ev.link.as_deref())
-    .bind(now.0)
-    .bind(i64::from(ev.possible_duplicate))
-    .execute(&mut **tx)
-    .await
-    .db()?;
+    for chunk in evs.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO events (message_id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate) \
+             VALUES {}",
+            placeholders(chunk.len(), 9, 1)
+        );
+        // Audited: only generated placeholders are interpolated.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, ev, now) in chunk {
+            q = q
+                .bind(id.0)
+                .bind(ev.id.clone())
+                .bind(ev.to.clone())
+                .bind(ev.state.as_str())
+                .bind(ev.code.clone())
+                .bind(i64::from(ev.segments))
+                .bind(ev.link.clone())
+                .bind(now.0)
+                .bind(i64::from(ev.possible_duplicate));
+        }
+        q.execute(&mut **tx).await.db()?;
+    }
     Ok(())
 }
 
@@ -435,51 +524,85 @@ impl MessageStore for SqlStore {
     async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
         let mut out = AcceptResult::default();
         let mut tx = self.begin().await?;
-        for m in msgs {
-            let row = sqlx::query(
+        for chunk in msgs.chunks(CHUNK) {
+            let sql = format!(
                 "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, segments, \
-                 state, due_at, expire_at, accepted_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'accepted', $9, $10, $9, $9) \
-                 ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id",
-            )
-            .bind(&m.upstream_id)
-            .bind(&m.to)
-            .bind(&m.text)
-            .bind(m.priority.index() as i64)
-            .bind(m.biz.as_deref())
-            .bind(m.channel.as_str())
-            .bind(m.carrier.map(Carrier::as_str))
-            .bind(i64::from(m.segments))
-            .bind(m.accepted_at.0)
-            .bind(m.expire_at.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-            let Some(row) = row else {
-                out.duplicates += 1;
-                continue;
-            };
-            let id = MessageId(get_i64(&row, "id")?);
-            for part in 1..=i64::from(m.segments.max(1)) {
-                sqlx::query("INSERT INTO segments (message_id, part) VALUES ($1, $2)")
-                    .bind(id.0)
-                    .bind(part)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
+                 accepted_at, expire_at, state, due_at, updated_at) VALUES {} \
+                 ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id, upstream_id, recipient",
+                placeholders_accept(chunk.len())
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(m.upstream_id.clone())
+                    .bind(m.to.clone())
+                    .bind(m.text.clone())
+                    .bind(m.priority.index() as i64)
+                    .bind(m.biz.clone())
+                    .bind(m.channel.as_str())
+                    .bind(m.carrier.map(Carrier::as_str))
+                    .bind(i64::from(m.segments))
+                    .bind(m.accepted_at.0)
+                    .bind(m.expire_at.0);
             }
-            let ev = StatusEvent {
-                id: m.upstream_id.clone(),
-                to: m.to.clone(),
-                state: MessageState::Accepted,
-                code: None,
-                segments: m.segments,
-                link: None,
-                at: m.accepted_at.to_rfc3339(),
-                possible_duplicate: false,
-            };
-            insert_event(&mut tx, id, &ev, m.accepted_at).await?;
-            out.accepted.push((id, ev));
+            let rows = q.fetch_all(&mut *tx).await.db()?;
+            let mut ids: std::collections::HashMap<(String, String), MessageId> =
+                std::collections::HashMap::with_capacity(rows.len());
+            for r in &rows {
+                ids.insert(
+                    (get_str(r, "upstream_id")?, get_str(r, "recipient")?),
+                    MessageId(get_i64(r, "id")?),
+                );
+            }
+            let mut new = Vec::with_capacity(rows.len());
+            for m in chunk {
+                // a repeat within the batch finds its key already taken
+                match ids.remove(&(m.upstream_id.clone(), m.to.clone())) {
+                    Some(id) => new.push((id, m)),
+                    None => out.duplicates += 1,
+                }
+            }
+            let segs: Vec<(i64, i64)> = new
+                .iter()
+                .flat_map(|(id, m)| (1..=i64::from(m.segments.max(1))).map(move |p| (id.0, p)))
+                .collect();
+            for sc in segs.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO segments (message_id, part) VALUES {}",
+                    placeholders(sc.len(), 2, 1)
+                );
+                // Audited: only generated placeholders are interpolated.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, p) in sc {
+                    q = q.bind(*id).bind(*p);
+                }
+                q.execute(&mut *tx).await.db()?;
+            }
+            let evs: Vec<(MessageId, StatusEvent, Timestamp)> = new
+                .iter()
+                .map(|(id, m)| {
+                    (
+                        *id,
+                        StatusEvent {
+                            id: m.upstream_id.clone(),
+                            to: m.to.clone(),
+                            state: MessageState::Accepted,
+                            code: None,
+                            segments: m.segments,
+                            link: None,
+                            at: m.accepted_at.to_rfc3339(),
+                            possible_duplicate: false,
+                        },
+                        m.accepted_at,
+                    )
+                })
+                .collect();
+            let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
+                evs.iter().map(|(i, e, t)| (*i, e, *t)).collect();
+            insert_events(&mut tx, &refs).await?;
+            out.accepted
+                .extend(evs.into_iter().map(|(id, ev, _)| (id, ev)));
         }
         for d in dead {
             sqlx::query(
@@ -504,46 +627,34 @@ impl MessageStore for SqlStore {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<Dispatchable>> {
-        let mut tx = self.begin().await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // One set-based statement: the claimed rows come back as updated
+        // (attempts counted, possible_duplicate set when the previous
+        // attempt's fate is unknown, i.e. `last_reason` was still in flight).
         let sql = format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE state = 'accepted' AND due_at <= $1 \
-             ORDER BY priority, due_at LIMIT $2{lock}"
+            "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $3, \
+             possible_duplicate = CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END \
+             WHERE id IN (SELECT id FROM messages WHERE state = 'accepted' AND due_at <= $2 \
+             ORDER BY priority, due_at LIMIT $4{lock}) AND state = 'accepted' AND due_at <= $2 \
+             RETURNING {MESSAGE_COLS}"
         );
         // Audited: only compile-time constants are interpolated.
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.plus(lease).0)
             .bind(now.0)
-            .bind(limit as i64)
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-        let until = now.plus(lease);
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut d = dispatchable_of(r)?;
-            let unknown_fate = get_opt_str(r, "last_reason")?.as_deref() == Some(IN_FLIGHT);
-            let res = sqlx::query(
-                "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $4, \
-                 possible_duplicate = CASE WHEN last_reason = $4 THEN 1 ELSE possible_duplicate END \
-                 WHERE id = $3 AND state = 'accepted' AND due_at <= $2",
-            )
-            .bind(until.0)
-            .bind(now.0)
-            .bind(d.id.0)
             .bind(IN_FLIGHT)
-            .execute(&mut *tx)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
             .await
             .db()?;
-            if res.rows_affected() == 1 {
-                d.attempts += 1;
-                d.possible_duplicate |= unknown_fate;
-                out.push(d);
-            }
-        }
-        tx.commit().await.db()?;
+        let mut out = rows
+            .iter()
+            .map(dispatchable_of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by_key(|d| (d.priority.index(), d.id.0));
         Ok(out)
     }
 
@@ -862,6 +973,286 @@ impl ReportStore for SqlStore {
             event,
             submitted_at,
         })
+    }
+
+    async fn bind_many(&self, binds: &[Bind], now: Timestamp) -> StoreResult<Vec<StatusEvent>> {
+        if binds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        for chunk in binds.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO submits (provider_id, message_id, part, link, submitted_at) VALUES {}",
+                placeholders(chunk.len(), 5, 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in chunk {
+                q = q
+                    .bind(b.provider_id.as_str().to_owned())
+                    .bind(b.seg.message.0)
+                    .bind(i64::from(b.seg.part))
+                    .bind(b.link.clone())
+                    .bind(now.0);
+            }
+            q.execute(&mut *tx).await.db()?;
+        }
+        for chunk in binds.chunks(CHUNK) {
+            let cond = (0..chunk.len())
+                .map(|i| format!("(message_id = ${} AND part = ${})", 2 + 2 * i, 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!("UPDATE segments SET submitted_at = $1 WHERE {cond}");
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.0);
+            for b in chunk {
+                q = q.bind(b.seg.message.0).bind(i64::from(b.seg.part));
+            }
+            q.execute(&mut *tx).await.db()?;
+        }
+        // messages whose every part is now bound go accepted → submitted,
+        // on the link of their last bound part
+        let mut last_link: Vec<(MessageId, &str)> = Vec::new();
+        let mut pos: std::collections::HashMap<MessageId, usize> = std::collections::HashMap::new();
+        for b in binds {
+            match pos.get(&b.seg.message) {
+                Some(&i) => last_link[i].1 = &b.link,
+                None => {
+                    pos.insert(b.seg.message, last_link.len());
+                    last_link.push((b.seg.message, &b.link));
+                }
+            }
+        }
+        let mut by_link: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for (id, link) in &last_link {
+            by_link.entry(link).or_default().push(id.0);
+        }
+        let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
+        for (link, ids) in by_link {
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "UPDATE messages SET state = 'submitted', link = $1, updated_at = $2 \
+                     WHERE id IN ({}) AND state = 'accepted' AND NOT EXISTS \
+                     (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL) \
+                     RETURNING id, upstream_id, recipient, segments, code, link, possible_duplicate",
+                    in_list(chunk.len(), 3)
+                );
+                // Audited: only generated placeholders are interpolated.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(link.to_owned())
+                    .bind(now.0);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for r in q.fetch_all(&mut *tx).await.db()? {
+                    changed.push((
+                        MessageId(get_i64(&r, "id")?),
+                        changed_event(&r, MessageState::Submitted, now)?,
+                    ));
+                }
+            }
+        }
+        changed.sort_by_key(|(id, _)| pos[id]);
+        let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
+            changed.iter().map(|(id, e)| (*id, e, now)).collect();
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await.db()?;
+        Ok(changed.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn settle_many(&self, reports: &[Report]) -> StoreResult<Vec<Settle>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        // provider id → latest submit
+        let mut subs: std::collections::HashMap<String, (SegmentRef, i64)> =
+            std::collections::HashMap::with_capacity(reports.len());
+        let pids: Vec<&str> = reports.iter().map(|r| r.provider_id.as_str()).collect();
+        for chunk in pids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT provider_id, message_id, part, submitted_at FROM submits WHERE provider_id IN ({})",
+                in_list(chunk.len(), 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                q = q.bind(p.to_string());
+            }
+            for r in q.fetch_all(&mut *tx).await.db()? {
+                let at = get_i64(&r, "submitted_at")?;
+                let seg = SegmentRef {
+                    message: MessageId(get_i64(&r, "message_id")?),
+                    part: get_i64(&r, "part")? as u16,
+                };
+                let e = subs.entry(get_str(&r, "provider_id")?).or_insert((seg, at));
+                if at > e.1 {
+                    *e = (seg, at);
+                }
+            }
+        }
+        // the first report per segment in this batch is the one that can
+        // apply (a segment takes one report); one set-based UPDATE says which did
+        let mut first: std::collections::HashMap<SegmentRef, usize> =
+            std::collections::HashMap::with_capacity(reports.len());
+        let mut out = Vec::with_capacity(reports.len());
+        for (i, report) in reports.iter().enumerate() {
+            match subs.get(report.provider_id.as_str()) {
+                None => out.push(Settle::Unknown),
+                Some(&(segment, at)) => {
+                    first.entry(segment).or_insert(i);
+                    out.push(Settle::Settled {
+                        segment,
+                        event: None,
+                        submitted_at: Some(Timestamp(at)),
+                    });
+                }
+            }
+        }
+        let mut cands: Vec<(SegmentRef, usize)> = first.into_iter().collect();
+        cands.sort_by_key(|(_, i)| *i);
+        let mut applied: std::collections::HashSet<SegmentRef> = Default::default();
+        for chunk in cands.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE segments SET stat = v.column3, delivered = v.column4, reported_at = v.column5 \
+                 FROM (VALUES {}) AS v WHERE segments.message_id = v.column1 AND segments.part = v.column2 \
+                 AND segments.reported_at IS NULL RETURNING segments.message_id, segments.part",
+                placeholders(chunk.len(), 5, 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seg, i) in chunk {
+                let r = &reports[*i];
+                q = q
+                    .bind(seg.message.0)
+                    .bind(i64::from(seg.part))
+                    .bind(r.stat.clone())
+                    .bind(i64::from(r.delivered))
+                    .bind(r.received_at.0);
+            }
+            for row in q.fetch_all(&mut *tx).await.db()? {
+                applied.insert(SegmentRef {
+                    message: MessageId(get_i64(&row, "message_id")?),
+                    part: get_i64(&row, "part")? as u16,
+                });
+            }
+        }
+        // state changes: failures one by one (rare), deliveries set-based
+        // (the last delivering report of a message names code and time)
+        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
+        let mut delivering: std::collections::BTreeMap<i64, usize> = Default::default();
+        for (seg, i) in &cands {
+            if !applied.contains(seg) {
+                continue;
+            }
+            let report = &reports[*i];
+            if report.delivered {
+                let e = delivering.entry(seg.message.0).or_insert(*i);
+                *e = (*e).max(*i);
+                continue;
+            }
+            let row = sqlx::query(
+                "UPDATE messages SET state = 'failed', code = COALESCE($1, code), link = COALESCE($2, link), \
+                 updated_at = $3 WHERE id = $4 AND state NOT IN ('delivered', 'failed', 'expired') \
+                 RETURNING upstream_id, recipient, segments, code, link, possible_duplicate",
+            )
+            .bind(report.stat.as_str())
+            .bind(report.link.as_deref())
+            .bind(report.received_at.0)
+            .bind(seg.message.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            if let Some(row) = row {
+                let ev = changed_event(&row, MessageState::Failed, report.received_at)?;
+                evs.push((*i, seg.message, ev, report.received_at));
+            }
+        }
+        let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
+        for chunk in delivering.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE messages SET state = 'delivered', code = v.column2, updated_at = v.column3 \
+                 FROM (VALUES {}) AS v WHERE messages.id = v.column1 \
+                 AND messages.state NOT IN ('delivered', 'failed', 'expired') \
+                 AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
+                 AND (s.delivered IS NULL OR s.delivered = 0)) \
+                 RETURNING messages.id AS id, messages.upstream_id AS upstream_id, \
+                 messages.recipient AS recipient, messages.segments AS segments, messages.code AS code, \
+                 messages.link AS link, messages.possible_duplicate AS possible_duplicate",
+                placeholders(chunk.len(), 3, 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, i) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(reports[*i].stat.clone())
+                    .bind(reports[*i].received_at.0);
+            }
+            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
+            for row in q.fetch_all(&mut *tx).await.db()? {
+                let id = get_i64(&row, "id")?;
+                let i = idx[&id];
+                let at = reports[i].received_at;
+                let ev = changed_event(&row, MessageState::Delivered, at)?;
+                evs.push((i, MessageId(id), ev, at));
+            }
+        }
+        evs.sort_by_key(|(i, ..)| *i);
+        let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
+            evs.iter().map(|(_, id, e, t)| (*id, e, *t)).collect();
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await.db()?;
+        for (i, _, ev, _) in evs {
+            if let Settle::Settled { event, .. } = &mut out[i] {
+                *event = Some(ev);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn park_many(&self, reports: &[(Report, Timestamp)]) -> StoreResult<()> {
+        for chunk in reports.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
+                 VALUES {}",
+                placeholders_parked(chunk.len())
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (r, until) in chunk {
+                q = q
+                    .bind(r.provider_id.as_str().to_owned())
+                    .bind(r.stat.clone())
+                    .bind(i64::from(r.delivered))
+                    .bind(r.link.clone())
+                    .bind(r.received_at.0)
+                    .bind(until.0);
+            }
+            q.execute(&self.pool).await.db()?;
+        }
+        Ok(())
+    }
+
+    async fn take_parked_many(&self, provider_ids: &[ProviderMsgId]) -> StoreResult<Vec<Report>> {
+        let mut rows = Vec::new();
+        for chunk in provider_ids.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM reports WHERE status = 'parked' AND provider_id IN ({}) \
+                 RETURNING id, provider_id, stat, delivered, link, received_at",
+                in_list(chunk.len(), 1)
+            );
+            // Audited: only generated placeholders are interpolated.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                q = q.bind(p.as_str().to_owned());
+            }
+            for r in q.fetch_all(&self.pool).await.db()? {
+                rows.push((get_i64(&r, "id")?, report_of(&r)?));
+            }
+        }
+        rows.sort_by_key(|(id, _)| *id);
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
     }
 
     async fn park(&self, report: &Report, until: Timestamp) -> StoreResult<()> {

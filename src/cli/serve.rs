@@ -366,19 +366,23 @@ where
         while let Ok(ev) = events.try_recv() {
             backlog.push_back(ev);
         }
-        // apply outcomes in order; stop at the first that the store refuses
-        while let Some(ev) = backlog.pop_front() {
+        // apply the pending outcomes in order, batched (one transaction per
+        // run of submit responses / reports); a batch the store refuses stays
+        // queued whole and is applied again (binds and settles are idempotent)
+        if !backlog.is_empty() {
             busy = true;
-            match sender.on_event(ev.clone(), Timestamp::now()).await {
+            let batch: Vec<ChannelEvent> = backlog.make_contiguous().to_vec();
+            match sender.on_events(&batch, Timestamp::now()).await {
                 Ok(evs) => {
                     store_down = false;
-                    settle_unsettled(&mut unsettled, &ev);
+                    backlog.clear();
+                    for ev in &batch {
+                        settle_unsettled(&mut unsettled, ev);
+                    }
                     let _ = sink.publish(&evs).await;
                 }
                 Err(e) if transient(&e) => {
-                    backlog.push_front(ev);
                     soft!(Err::<(), _>(e), "outcomes");
-                    break;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -435,15 +439,15 @@ where
         while let Ok(ev) = events.try_recv() {
             backlog.push_back(ev);
         }
-        while let Some(ev) = backlog.pop_front() {
-            match sender.on_event(ev, Timestamp::now()).await {
+        if !backlog.is_empty() {
+            let batch: Vec<ChannelEvent> = backlog.drain(..).collect();
+            match sender.on_events(&batch, Timestamp::now()).await {
                 Ok(evs) => {
                     let _ = sink.publish(&evs).await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, left = backlog.len() + 1,
+                    tracing::warn!(error = %e, left = batch.len(),
                         "outcomes not stored at shutdown; their messages are resent as possible duplicates");
-                    break;
                 }
             }
         }

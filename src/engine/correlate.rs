@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::metrics as m;
-use super::ports::{Report, ReportStore, Settle, StoreResult};
+use super::ports::{Bind, Report, ReportStore, Settle, StoreResult};
 use super::types::{ProviderMsgId, SegmentRef, StatusEvent, Timestamp};
 
 /// What became of one incoming report.
@@ -67,6 +67,71 @@ impl Correlator {
                 }
                 return Err(e);
             }
+        }
+        Ok(events)
+    }
+
+    /// Many parts were accepted: binds them all, then applies the reports
+    /// that arrived first. Returns the events to publish.
+    pub async fn on_accepted_many<S: ReportStore>(
+        &self,
+        store: &S,
+        binds: &[Bind],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StatusEvent>> {
+        let mut events = store.bind_many(binds, now).await?;
+        let pids: Vec<ProviderMsgId> = binds.iter().map(|b| b.provider_id.clone()).collect();
+        let taken = store.take_parked_many(&pids).await?;
+        if taken.is_empty() {
+            return Ok(events);
+        }
+        match self.on_reports(store, &taken).await {
+            Ok(evs) => {
+                events.extend(evs);
+                Ok(events)
+            }
+            Err(e) => {
+                // taken but not applied: park them again for the sweeper or a retry
+                for r in &taken {
+                    let _ = store.park(r, r.received_at.plus(self.park_ttl)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Many reports arrived: settles them in order, parks the ones that
+    /// match nothing yet. Returns the events to publish.
+    pub async fn on_reports<S: ReportStore>(
+        &self,
+        store: &S,
+        reports: &[Report],
+    ) -> StoreResult<Vec<StatusEvent>> {
+        let settled = store.settle_many(reports).await?;
+        let mut events = Vec::new();
+        let mut park = Vec::new();
+        for (report, s) in reports.iter().zip(settled) {
+            match s {
+                Settle::Unknown => {
+                    park.push((report.clone(), report.received_at.plus(self.park_ttl)));
+                    metrics::counter!(m::REPORTS, "result" => "parked").increment(1);
+                }
+                Settle::Settled {
+                    event,
+                    submitted_at,
+                    ..
+                } => {
+                    metrics::counter!(m::REPORTS, "result" => "matched").increment(1);
+                    if let Some(t) = submitted_at {
+                        metrics::histogram!(m::REPORT_DELAY)
+                            .record(t.until(report.received_at).as_secs_f64());
+                    }
+                    events.extend(event);
+                }
+            }
+        }
+        if !park.is_empty() {
+            store.park_many(&park).await?;
         }
         Ok(events)
     }

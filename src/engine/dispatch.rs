@@ -304,6 +304,69 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         }
     }
 
+    /// Applies many channel outcomes, in order, batching runs of submit
+    /// responses and reports into one store call each (responses first, so
+    /// a report in the same batch as its response matches without parking).
+    /// Returns the events to publish. On error nothing may be assumed
+    /// applied; re-applying the same outcomes is harmless (binds and
+    /// settles are idempotent).
+    pub async fn on_events(
+        &mut self,
+        evs: &[ChannelEvent],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StatusEvent>> {
+        let mut out = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut reports: Vec<Report> = Vec::new();
+        for ev in evs {
+            match ev {
+                ChannelEvent::Accepted {
+                    token,
+                    part,
+                    provider_id,
+                    route,
+                } => binds.push(Bind {
+                    seg: SegmentRef {
+                        message: token.message,
+                        part: *part,
+                    },
+                    link: route.clone(),
+                    provider_id: provider_id.clone(),
+                }),
+                ChannelEvent::Report(r) => reports.push(r.clone()),
+                ChannelEvent::Inbound { .. } => {}
+                other => {
+                    self.flush(&mut binds, &mut reports, now, &mut out).await?;
+                    out.extend(self.on_event(other.clone(), now).await?);
+                }
+            }
+        }
+        self.flush(&mut binds, &mut reports, now, &mut out).await?;
+        Ok(out)
+    }
+
+    async fn flush(
+        &mut self,
+        binds: &mut Vec<Bind>,
+        reports: &mut Vec<Report>,
+        now: Timestamp,
+        out: &mut Vec<StatusEvent>,
+    ) -> StoreResult<()> {
+        if !binds.is_empty() {
+            out.extend(
+                self.correlator
+                    .on_accepted_many(&self.store, binds, now)
+                    .await?,
+            );
+            binds.clear();
+        }
+        if !reports.is_empty() {
+            out.extend(self.correlator.on_reports(&self.store, reports).await?);
+            reports.clear();
+        }
+        Ok(())
+    }
+
     async fn after_failure(
         &mut self,
         token: DispatchToken,

@@ -228,6 +228,14 @@ pub enum Settle {
     },
 }
 
+/// One part accepted by the carrier, for [`ReportStore::bind_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub seg: SegmentRef,
+    pub link: String,
+    pub provider_id: ProviderMsgId,
+}
+
 /// A report parked because it beat the submit response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedReport {
@@ -251,6 +259,65 @@ pub trait ReportStore: Send + Sync {
     /// Applies a report to the segment bound to its provider id. A segment
     /// takes one report; a repeated report is settled but changes nothing.
     fn settle(&self, report: &Report) -> impl Future<Output = StoreResult<Settle>> + Send;
+
+    /// [`ReportStore::bind`] for many parts at once (one transaction where
+    /// the store has them). Returns the `submitted` events, in order.
+    fn bind_many(
+        &self,
+        binds: &[Bind],
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Vec<StatusEvent>>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for b in binds {
+                out.extend(self.bind(b.seg, &b.link, &b.provider_id, now).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// [`ReportStore::settle`] for many reports at once, applied in order
+    /// (one transaction where the store has them); one [`Settle`] per report.
+    fn settle_many(
+        &self,
+        reports: &[Report],
+    ) -> impl Future<Output = StoreResult<Vec<Settle>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(reports.len());
+            for r in reports {
+                out.push(self.settle(r).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// [`ReportStore::park`] for many reports, each kept until its own deadline.
+    fn park_many(
+        &self,
+        reports: &[(Report, Timestamp)],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async move {
+            for (r, until) in reports {
+                self.park(r, *until).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// [`ReportStore::take_parked`] for many provider ids: removes and
+    /// returns their parked reports, oldest first.
+    fn take_parked_many(
+        &self,
+        provider_ids: &[ProviderMsgId],
+    ) -> impl Future<Output = StoreResult<Vec<Report>>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for p in provider_ids {
+                out.extend(self.take_parked(p).await?);
+            }
+            Ok(out)
+        }
+    }
 
     /// Keeps a report that matched nothing until `until`.
     fn park(
