@@ -41,7 +41,7 @@ echo "== 3. upstream enqueues messages (embedded queue; Kafka in production)"
 for i in $(seq 1 20); do
   "$SMSGW" send --id "demo-mkt-$i" --to "1350013$(printf '%04d' "$i")" --priority marketing --biz promo --text "Flash sale #$i: 20% off today only. Reply TD to unsubscribe." >/dev/null
 done
-echo "queued 23 upstream messages (25 recipients)"
+echo "queued 23 upstream messages (24 recipients, 25 segments)"
 
 echo "== 4. smsgw serve: accept → route → submit over CMPP 3.0 → reports (6 s)"
 SMSGW_LOG=${SMSGW_LOG:-info} "$SMSGW" serve &
