@@ -361,18 +361,32 @@ impl SqlStore {
 
 /// `$a, $b, ...` groups: `rows` tuples of `cols` placeholders from `$first`.
 fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    placeholders_with(rows, cols, first, |_| String::new())
+}
+
+/// Like [`placeholders`], with `tail(base)` appended inside each tuple, where
+/// `$base + 1` is the row's first placeholder (constants, repeated binds).
+fn placeholders_with(
+    rows: usize,
+    cols: usize,
+    first: usize,
+    tail: impl Fn(usize) -> String,
+) -> String {
+    use std::fmt::Write;
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
             out.push_str(", ");
         }
         out.push('(');
-        for c in 0..cols {
-            if c > 0 {
+        let base = first - 1 + r * cols;
+        for c in 1..=cols {
+            if c > 1 {
                 out.push_str(", ");
             }
-            out.push_str(&format!("${}", first + r * cols + c));
+            let _ = write!(out, "${}", base + c);
         }
+        out.push_str(&tail(base));
         out.push(')');
     }
     out
@@ -389,46 +403,31 @@ fn in_list(n: usize, first: usize) -> String {
 /// `VALUES` groups for [`MessageStore::accept`]: ten binds per row, then
 /// `'accepted'`, `due_at` and `updated_at` from the row's `accepted_at`.
 fn placeholders_accept(rows: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let b = r * 10;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'accepted', ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 9,
-                b + 9
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    placeholders_with(rows, 10, 1, |b| {
+        format!(", 'accepted', ${}, ${}", b + 9, b + 9)
+    })
 }
 
 /// `VALUES` groups for parked reports: six binds per row, then `'parked'`.
 fn placeholders_parked(rows: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let b = r * 6;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, 'parked')",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    placeholders_with(rows, 6, 1, |_| ", 'parked'".to_owned())
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn groups_with_tails() {
+        assert_eq!(super::placeholders(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(
+            super::placeholders_parked(2),
+            "($1, $2, $3, $4, $5, $6, 'parked'), ($7, $8, $9, $10, $11, $12, 'parked')"
+        );
+        assert_eq!(
+            super::placeholders_accept(2),
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $9, $9), \
+             ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'accepted', $19, $19)"
+        );
+    }
 }
 
 /// Rows per multi-row statement (keeps bind counts far below both backends'
