@@ -305,6 +305,10 @@ impl Channel for CarrierChannel {
         ChannelKind::Sms
     }
 
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.shutdown())
+    }
+
     fn parts(&self, content: &Content) -> u16 {
         // Per protocol the ASCII limits differ; without a route take the stricter SMGP/SGIP ones.
         text::segment_count(

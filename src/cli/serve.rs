@@ -196,111 +196,47 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
     res
 }
 
-/// A store error the loop rides out (the database is unreachable or busy):
-/// the step is retried later.
-#[cfg(feature = "sql")]
-fn transient(e: &crate::engine::ports::StoreError) -> bool {
-    matches!(e, crate::engine::ports::StoreError::Unavailable(_))
-}
-
 #[cfg(feature = "sql")]
 use std::time::Duration;
 
-/// Drops dispatches from the in-flight map once their outcome is stored.
-#[cfg(feature = "sql")]
-fn settle_unsettled(
-    unsettled: &mut std::collections::HashMap<crate::engine::ports::DispatchToken, (String, u16)>,
-    ev: &crate::engine::ports::ChannelEvent,
-) {
-    use crate::engine::ports::ChannelEvent;
-    match ev {
-        ChannelEvent::Accepted { token, .. } => {
-            if let Some(e) = unsettled.get_mut(token) {
-                e.1 = e.1.saturating_sub(1);
-                if e.1 == 0 {
-                    unsettled.remove(token);
-                }
-            }
-        }
-        ChannelEvent::Rejected { token, .. } | ChannelEvent::Unknown { token, .. } => {
-            unsettled.remove(token);
-        }
-        ChannelEvent::RouteState { route, up: false } => {
-            unsettled.retain(|_, (r, _)| r != route);
-        }
-        _ => {}
-    }
-}
-
-/// The serve loop over any source and sink.
-///
-/// Failure rules: a source error (broker down) is logged and polling backs
-/// off — the sender keeps working from the store, so everything already
-/// accepted still goes out. A transient store error (database down) is
-/// logged and the step retried: lanes already filled keep dispatching, and
-/// channel outcomes (submit responses, reports) are kept in memory in order
-/// and applied once the store answers again.
+/// Wires the engine's runtime ([`crate::engine::run`]) over any source and
+/// sink: the store, the carrier links (`smsgw link add` plus config
+/// `[[links]]`) and the config's engine settings.
 #[cfg(feature = "sql")]
 async fn drive<Src, K>(
     args: &ServeArgs,
     cfg: &crate::config::Config,
     s: &crate::adapters::sql::SqlStore,
-    mut src: Src,
+    src: Src,
     sink: K,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<()>
 where
-    Src: crate::engine::ports::MessageSource,
-    K: crate::engine::StatusSink,
+    Src: crate::engine::ports::MessageSource + 'static,
+    K: crate::engine::StatusSink + 'static,
 {
     use crate::adapters::carrier::{CarrierChannel, CarrierOptions};
-    use crate::engine::correlate::Correlator;
-    use crate::engine::dispatch::{Sender, SenderConfig};
-    use crate::engine::ingest::{Ingest, IngestError};
-    use crate::engine::ports::{Channel, ChannelEvent, LinkRegistry};
+    use crate::engine::dispatch::SenderConfig;
+    use crate::engine::ingest::Ingest;
+    use crate::engine::ports::LinkRegistry;
     use crate::engine::routing::NumberPlan;
-    use crate::engine::sweeper;
-    use crate::engine::types::Timestamp;
-    use std::collections::VecDeque;
-    use std::sync::atomic::Ordering;
-
-    let ingest = Ingest {
-        rules: cfg.engine.rules(),
-        plan: NumberPlan::with_overrides(&cfg.routing.segments),
-        batch: cfg.store.batch,
-        wait: Duration::ZERO,
-    };
-    let correlator = Correlator::new(cfg.engine.park_ttl);
+    use crate::engine::run::{ChannelSet, RunConfig};
 
     // Links: the store's (`smsgw link add`) plus the config file's.
     let mut links = s.links().await?;
     for l in &cfg.links {
         links.push(l.resolve()?);
     }
-    let (channel, mut events) = if links.is_empty() {
+    let channel = if links.is_empty() {
         tracing::warn!("no links configured: messages are accepted and kept, nothing is sent");
-        let (_tx, rx) = tokio::sync::mpsc::channel(1);
-        (None, rx)
+        None
     } else {
-        let (c, rx) = CarrierChannel::start(&links, CarrierOptions::default()).await?;
-        (Some(c), rx)
+        let (c, events) = CarrierChannel::start(&links, CarrierOptions::default()).await?;
+        Some(ChannelSet {
+            channel: Box::new(c),
+            events,
+        })
     };
-    let sender_cfg = SenderConfig {
-        claim_batch: cfg.engine.claim_batch,
-        lease: cfg.engine.lease,
-        lane_capacity: cfg.engine.lane_capacity,
-        notify_weight: cfg.engine.notify_weight,
-        marketing_weight: cfg.engine.marketing_weight,
-        ..SenderConfig::default()
-    };
-    let mut sender = Sender::new(
-        s.clone(),
-        &links,
-        cfg.retry.policy()?,
-        correlator.clone(),
-        sender_cfg,
-    );
-    let link_names = sender.links();
     // Outcomes not yet stored bound what a crash can resend: dispatch stops
     // while (dispatched − stored outcomes) reaches the links' total window,
     // so possible duplicates after a kill -9 stay within that window.
@@ -309,150 +245,32 @@ where
         .map(|l| (l.window as usize) * (l.connections as usize))
         .sum::<usize>()
         .max(1);
-    // token → (route, parts whose outcome is not stored yet)
-    let mut unsettled: std::collections::HashMap<
-        crate::engine::ports::DispatchToken,
-        (String, u16),
-    > = std::collections::HashMap::new();
-
-    // channel outcomes not yet applied (the store was unavailable)
-    let mut backlog: VecDeque<ChannelEvent> = VecDeque::new();
-    let mut store_down = false;
-    let mut source_down_until = tokio::time::Instant::now();
-    let mut next_sweep = tokio::time::Instant::now();
-
-    macro_rules! soft {
-        ($e:expr, $what:literal) => {
-            match $e {
-                Ok(v) => Some(v),
-                Err(e) if transient(&e) => {
-                    if !store_down {
-                        tracing::warn!(error = %e, concat!("store unavailable (", $what, "); sending continues, state catches up"));
-                        store_down = true;
-                    }
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-    }
-
-    while !stop.load(Ordering::SeqCst) {
-        let now = Timestamp::now();
-        let mut busy = false;
-        if tokio::time::Instant::now() >= next_sweep {
-            if let Some(rep) = soft!(
-                sweeper::sweep(s, &correlator, now, cfg.engine.park_ttl, cfg.store.batch).await,
-                "sweep"
-            ) {
-                let _ = sink.publish(&rep.events).await;
-            }
-            next_sweep = tokio::time::Instant::now() + cfg.engine.sweep_interval;
-        }
-        let mut got = 0;
-        if tokio::time::Instant::now() >= source_down_until {
-            match ingest.once(&mut src, s, &sink, now).await {
-                Ok(g) => got = g.records,
-                Err(IngestError::Store(e)) => {
-                    soft!(Err::<(), _>(e), "ingest");
-                }
-                Err(IngestError::Source(e)) => {
-                    tracing::warn!(error = %e, "source unavailable; the sender keeps working from the store");
-                    source_down_until = tokio::time::Instant::now() + Duration::from_secs(1);
-                }
-            }
-        }
-        busy |= got > 0;
-        while let Ok(ev) = events.try_recv() {
-            backlog.push_back(ev);
-        }
-        // apply the pending outcomes in order, batched (one transaction per
-        // run of submit responses / reports); a batch the store refuses stays
-        // queued whole and is applied again (binds and settles are idempotent)
-        if !backlog.is_empty() {
-            busy = true;
-            let batch: Vec<ChannelEvent> = backlog.make_contiguous().to_vec();
-            match sender.on_events(&batch, Timestamp::now()).await {
-                Ok(evs) => {
-                    store_down = false;
-                    backlog.clear();
-                    for ev in &batch {
-                        settle_unsettled(&mut unsettled, ev);
-                    }
-                    let _ = sink.publish(&evs).await;
-                }
-                Err(e) if transient(&e) => {
-                    soft!(Err::<(), _>(e), "outcomes");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if let Some(ch) = &channel {
-            if let Some(f) = soft!(sender.fill(now).await, "claim") {
-                store_down = false;
-                let _ = sink.publish(&f.events).await;
-                busy |= f.claimed > 0;
-            }
-            for link in &link_names {
-                while ch.ready(link) && unsettled.len() < window_total {
-                    let Some(d) = sender.next_for(link) else {
-                        break;
-                    };
-                    busy = true;
-                    unsettled.insert(d.token, (link.clone(), ch.parts(&d.content)));
-                    if let Err(e) = ch.dispatch(d.clone()).await {
-                        unsettled.remove(&d.token);
-                        soft!(
-                            sender.on_dispatch_error(&d, &e, Timestamp::now()).await,
-                            "dispatch error"
-                        );
-                    }
-                }
-            }
-        }
-        if args.drain && got == 0 && channel.is_none() {
-            break;
-        }
-        if store_down {
-            // SQLite "locked" clears in milliseconds; a down server takes longer
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        } else if !busy {
-            // idle: wait for a channel event or the next poll
-            if let Ok(Some(ev)) =
-                tokio::time::timeout(Duration::from_millis(20), events.recv()).await
-            {
-                backlog.push_back(ev);
-            }
-        }
-    }
-    let released = match sender.release_all(Timestamp::now()).await {
-        Ok(n) => n,
-        Err(e) if transient(&e) => {
-            tracing::warn!(error = %e, "claims not given back; they are due again when their lease runs out");
-            0
-        }
-        Err(e) => return Err(e.into()),
+    let run_cfg = RunConfig {
+        ingest: Ingest {
+            rules: cfg.engine.rules(),
+            plan: NumberPlan::with_overrides(&cfg.routing.segments),
+            batch: cfg.store.batch,
+            wait: Duration::from_millis(20),
+        },
+        sender: SenderConfig {
+            claim_batch: cfg.engine.claim_batch,
+            lease: cfg.engine.lease,
+            lane_capacity: cfg.engine.lane_capacity,
+            notify_weight: cfg.engine.notify_weight,
+            marketing_weight: cfg.engine.marketing_weight,
+            ..SenderConfig::default()
+        },
+        policy: cfg.retry.policy()?,
+        park_ttl: cfg.engine.park_ttl,
+        sweep_interval: cfg.engine.sweep_interval,
+        sweep_batch: cfg.store.batch,
+        window_total,
+        otp_reserve: (window_total / 8)
+            .max(1)
+            .min(window_total.saturating_sub(1)),
+        drain: args.drain,
     };
-    if let Some(ch) = channel {
-        ch.shutdown().await;
-        // results of what was in flight
-        while let Ok(ev) = events.try_recv() {
-            backlog.push_back(ev);
-        }
-        if !backlog.is_empty() {
-            let batch: Vec<ChannelEvent> = backlog.drain(..).collect();
-            match sender.on_events(&batch, Timestamp::now()).await {
-                Ok(evs) => {
-                    let _ = sink.publish(&evs).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, left = batch.len(),
-                        "outcomes not stored at shutdown; their messages are resent as possible duplicates");
-                }
-            }
-        }
-    }
-    tracing::info!(released, "claims given back");
+    crate::engine::run::run(s.clone(), src, sink, &links, channel, run_cfg, stop.clone()).await?;
     tracing::info!("stopping");
     Ok(())
 }

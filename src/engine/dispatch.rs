@@ -58,13 +58,23 @@ pub struct Sender<S> {
     store: S,
     router: Router,
     lanes: BTreeMap<String, Lanes<Dispatchable>>,
+    outcomes: Outcomes<S>,
+    cfg: SenderConfig,
+}
+
+/// Turns channel outcomes into stored state changes: binds and report
+/// settlement through the [`Correlator`], retry decisions through the
+/// [`RetryPolicy`]. Holds no routing or lane state, so a runtime can apply
+/// outcomes in its own task while another one dispatches.
+#[derive(Clone)]
+pub struct Outcomes<S> {
+    store: S,
     policy: RetryPolicy,
     correlator: Correlator,
-    cfg: SenderConfig,
     rng: u64,
 }
 
-impl<S: MessageStore + ReportStore> Sender<S> {
+impl<S: MessageStore + ReportStore + Clone> Sender<S> {
     /// Links start down: mark them with [`Sender::set_link_up`] (or a
     /// `RouteState` event) once their sessions are logged in.
     pub fn new(
@@ -89,14 +99,17 @@ impl<S: MessageStore + ReportStore> Sender<S> {
             })
             .collect();
         Sender {
+            outcomes: Outcomes::new(store.clone(), policy, correlator),
             store,
             router,
             lanes,
-            policy,
-            correlator,
             cfg,
-            rng: 0x9E37_79B9_7F4A_7C15,
         }
+    }
+
+    /// The outcome half, for a runtime that applies outcomes in another task.
+    pub fn outcomes(&self) -> Outcomes<S> {
+        self.outcomes.clone()
     }
 
     pub fn store(&self) -> &S {
@@ -112,12 +125,9 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         self.lanes.get(link).map_or(0, |l| l.len(p))
     }
 
-    fn jitter(&mut self) -> f64 {
-        // xorshift64*: deterministic, good enough to spread retries
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    /// Messages queued for `link`, all priorities.
+    pub fn backlog_total(&self, link: &str) -> usize {
+        self.lanes.get(link).map_or(0, |l| l.total())
     }
 
     fn room(&self) -> usize {
@@ -126,6 +136,11 @@ impl<S: MessageStore + ReportStore> Sender<S> {
             .values()
             .map(|l| (3 * self.cfg.lane_capacity).saturating_sub(l.total()))
             .sum()
+    }
+
+    /// Room left in the lanes (three per link) for claims.
+    pub fn lane_room(&self) -> usize {
+        self.room()
     }
 
     /// Claims due messages while lanes have room, expires the overdue ones
@@ -139,38 +154,50 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         let claimed = self.store.claim_due(now, want, self.cfg.lease).await?;
         out.claimed = claimed.len();
         for d in claimed {
-            if d.expire_at <= now {
-                out.events.extend(self.store.expire(d.id, now).await?);
-                continue;
-            }
-            let link = d
-                .carrier
-                .and_then(|c| self.router.pick(c).map(str::to_owned));
-            let Some(link) = link else {
-                out.unroutable += 1;
-                metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
-                self.store
-                    .schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false)
-                    .await?;
-                continue;
-            };
-            let lanes = self
-                .lanes
-                .get_mut(&link)
-                .expect("router only knows configured links");
-            let p = d.priority;
-            if let Err(d) = lanes.push(p, d) {
-                // lane full: give the claim back right away
-                self.store
-                    .schedule_retry(d.id, now, "lane_full", false)
-                    .await?;
-                continue;
-            }
-            metrics::gauge!(m::LANE_BACKLOG, "link" => link.clone(), "priority" => p.as_str())
-                .set(lanes.len(p) as f64);
-            out.queued += 1;
+            self.queue(d, now, &mut out).await?;
         }
         Ok(out)
+    }
+
+    /// Queues one claimed message on a link of its carrier (or expires it,
+    /// or gives the claim back for later when no link can take it).
+    pub async fn queue(
+        &mut self,
+        d: Dispatchable,
+        now: Timestamp,
+        out: &mut Fill,
+    ) -> StoreResult<()> {
+        if d.expire_at <= now {
+            out.events.extend(self.store.expire(d.id, now).await?);
+            return Ok(());
+        }
+        let link = d
+            .carrier
+            .and_then(|c| self.router.pick(c).map(str::to_owned));
+        let Some(link) = link else {
+            out.unroutable += 1;
+            metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
+            self.store
+                .schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false)
+                .await?;
+            return Ok(());
+        };
+        let lanes = self
+            .lanes
+            .get_mut(&link)
+            .expect("router only knows configured links");
+        let p = d.priority;
+        if let Err(d) = lanes.push(p, d) {
+            // lane full: give the claim back right away
+            self.store
+                .schedule_retry(d.id, now, "lane_full", false)
+                .await?;
+            return Ok(());
+        }
+        metrics::gauge!(m::LANE_BACKLOG, "link" => link, "priority" => p.as_str())
+            .set(lanes.len(p) as f64);
+        out.queued += 1;
+        Ok(())
     }
 
     /// The next message for `link` per the lane policy, as a channel dispatch.
@@ -236,6 +263,20 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         self.lanes.keys().cloned().collect()
     }
 
+    /// A route went up or down; down gives its queued claims back.
+    pub async fn on_route_state(
+        &mut self,
+        route: &str,
+        up: bool,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.router.set_up(route, up);
+        if !up {
+            self.release(route, now).await?;
+        }
+        Ok(())
+    }
+
     /// The channel refused a dispatch before sending (route down, closed).
     pub async fn on_dispatch_error(
         &mut self,
@@ -263,54 +304,60 @@ impl<S: MessageStore + ReportStore> Sender<S> {
         ev: ChannelEvent,
         now: Timestamp,
     ) -> StoreResult<Vec<StatusEvent>> {
-        match ev {
-            ChannelEvent::Accepted {
-                token,
-                part,
-                provider_id,
-                route,
-            } => {
-                let seg = SegmentRef {
-                    message: token.message,
-                    part,
-                };
-                self.correlator
-                    .on_accepted(&self.store, seg, &route, &provider_id, now)
-                    .await
+        self.on_events(std::slice::from_ref(&ev), now).await
+    }
+
+    /// Applies many channel outcomes in order (see [`Outcomes::apply`]);
+    /// route state changes also update routing and lanes here.
+    pub async fn on_events(
+        &mut self,
+        evs: &[ChannelEvent],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StatusEvent>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, ev) in evs.iter().enumerate() {
+            if let ChannelEvent::RouteState { route, up } = ev {
+                out.extend(self.outcomes.apply(&evs[start..i], now).await?);
+                self.on_route_state(route, *up, now).await?;
+                start = i + 1;
             }
-            ChannelEvent::Rejected {
-                token,
-                code,
-                class,
-                route,
-                ..
-            } => self.after_failure(token, class, &code, &route, now).await,
-            ChannelEvent::Unknown { token, route, .. } => {
-                self.after_failure(token, OutcomeClass::Unknown, "unknown", &route, now)
-                    .await
-            }
-            ChannelEvent::Report(r) => match self.correlator.on_report(&self.store, &r).await? {
-                super::correlate::ReportOutcome::Matched(ev) => Ok(ev.into_iter().collect()),
-                super::correlate::ReportOutcome::Parked => Ok(Vec::new()),
-            },
-            ChannelEvent::RouteState { route, up } => {
-                self.router.set_up(&route, up);
-                if !up {
-                    self.release(&route, now).await?;
-                }
-                Ok(Vec::new())
-            }
-            ChannelEvent::Inbound { .. } => Ok(Vec::new()), // MO handling is not part of this engine yet
+        }
+        out.extend(self.outcomes.apply(&evs[start..], now).await?);
+        Ok(out)
+    }
+}
+
+impl<S: MessageStore + ReportStore> Outcomes<S> {
+    pub fn new(store: S, policy: RetryPolicy, correlator: Correlator) -> Self {
+        Outcomes {
+            store,
+            policy,
+            correlator,
+            rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
 
-    /// Applies many channel outcomes, in order, batching runs of submit
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn jitter(&mut self) -> f64 {
+        // xorshift64*: deterministic, good enough to spread retries
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Applies channel outcomes, in order, batching runs of submit
     /// responses and reports into one store call each (responses first, so
     /// a report in the same batch as its response matches without parking).
+    /// Route state and inbound events are not outcomes and are skipped.
     /// Returns the events to publish. On error nothing may be assumed
     /// applied; re-applying the same outcomes is harmless (binds and
     /// settles are idempotent).
-    pub async fn on_events(
+    pub async fn apply(
         &mut self,
         evs: &[ChannelEvent],
         now: Timestamp,
@@ -334,10 +381,23 @@ impl<S: MessageStore + ReportStore> Sender<S> {
                     provider_id: provider_id.clone(),
                 }),
                 ChannelEvent::Report(r) => reports.push(r.clone()),
-                ChannelEvent::Inbound { .. } => {}
-                other => {
+                ChannelEvent::Inbound { .. } | ChannelEvent::RouteState { .. } => {}
+                ChannelEvent::Rejected {
+                    token,
+                    code,
+                    class,
+                    route,
+                    ..
+                } => {
                     self.flush(&mut binds, &mut reports, now, &mut out).await?;
-                    out.extend(self.on_event(other.clone(), now).await?);
+                    out.extend(self.after_failure(*token, *class, code, route, now).await?);
+                }
+                ChannelEvent::Unknown { token, route, .. } => {
+                    self.flush(&mut binds, &mut reports, now, &mut out).await?;
+                    out.extend(
+                        self.after_failure(*token, OutcomeClass::Unknown, "unknown", route, now)
+                            .await?,
+                    );
                 }
             }
         }

@@ -63,9 +63,7 @@ impl Ingest {
             dead.extend(v.dead);
         }
         let res = store.accept(&msgs, &dead).await?;
-        for (_, ev) in &res.accepted {
-            metrics::counter!(m::ACCEPTED, "priority" => priority_label(&msgs, ev)).increment(1);
-        }
+        count_accepted(&msgs, &res);
         for d in &dead {
             metrics::counter!(m::DEAD_LETTERS, "reason" => m::reason_class(&d.reason)).increment(1);
             tracing::warn!(origin = %d.origin, reason = %d.reason, "record dead-lettered");
@@ -87,8 +85,26 @@ impl Ingest {
     }
 }
 
-fn priority_label(msgs: &[NewMessage], ev: &StatusEvent) -> &'static str {
-    msgs.iter()
-        .find(|m| m.upstream_id == ev.id && m.to == ev.to)
-        .map_or("notify", |m| m.priority.as_str())
+/// `smsgw_accepted_total{priority}`, one increment per priority and batch.
+fn count_accepted(msgs: &[NewMessage], res: &AcceptResult) {
+    if res.accepted.is_empty() {
+        return;
+    }
+    let prio: std::collections::HashMap<(&str, &str), Priority> = msgs
+        .iter()
+        .map(|m| ((m.upstream_id.as_str(), m.to.as_str()), m.priority))
+        .collect();
+    let mut n = [0u64; 3];
+    for (_, ev) in &res.accepted {
+        let p = prio
+            .get(&(ev.id.as_str(), ev.to.as_str()))
+            .copied()
+            .unwrap_or(Priority::Notify);
+        n[p.index()] += 1;
+    }
+    for p in Priority::ALL {
+        if n[p.index()] > 0 {
+            metrics::counter!(m::ACCEPTED, "priority" => p.as_str()).increment(n[p.index()]);
+        }
+    }
 }

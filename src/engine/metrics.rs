@@ -22,7 +22,22 @@ pub const STATE_CHANGES: &str = "smsgw_message_state_changes_total";
 /// redelivered upstream records dropped by idempotency
 pub const DUPLICATES: &str = "smsgw_duplicate_records_total";
 
+/// dispatched messages whose outcome is not stored yet
+pub const IN_FLIGHT: &str = "smsgw_engine_in_flight";
+/// `{priority}` durable acceptance → handed to a channel
+pub const ACCEPT_TO_DISPATCH: &str = "smsgw_accept_to_dispatch_seconds";
+
 pub fn describe() {
+    describe_gauge!(
+        IN_FLIGHT,
+        Unit::Count,
+        "dispatched messages whose outcome is not stored yet (bounds resends after a crash)"
+    );
+    describe_histogram!(
+        ACCEPT_TO_DISPATCH,
+        Unit::Seconds,
+        "durable acceptance to hand-off to a channel, by priority"
+    );
     describe_counter!(
         ACCEPTED,
         Unit::Count,

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod routing;
+pub mod run;
 pub mod sweeper;
 pub mod types;
 pub mod validate;

@@ -470,6 +470,10 @@ pub trait Channel: Send + Sync {
     /// route (waits while the route's window is full). Outcomes arrive as
     /// [`ChannelEvent`]s.
     fn dispatch(&self, d: Dispatch) -> BoxFuture<'_, Result<(), DispatchError>>;
+
+    /// Stops the channel: nothing new is taken, what is in flight settles
+    /// (its outcome events still arrive), then the event stream ends.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 // ---------------------------------------------------------------- status

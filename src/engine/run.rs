@@ -1,0 +1,533 @@
+//! The engine's runtime: ingest, dispatch, outcome recording and the
+//! sweeper as concurrent tasks over the ports.
+//!
+//! ```text
+//!  source ──ingest──▶ store ◀──claim── dispatcher ──dispatch──▶ channel
+//!                       ▲                 ▲   │                    │
+//!                       └──── recorder ◀──┼───┼──── outcome events ┘
+//!                                         └───┘ wake-ups, route state
+//! ```
+//!
+//! Each task awaits only its own store calls, so a large acceptance batch
+//! never holds up dispatch, and the recorder applies whatever outcomes
+//! arrived while its previous transaction ran in one go (group commit).
+//!
+//! **Possible duplicates are bounded by the in-flight window.** A message
+//! counts as in flight from dispatch until its outcome is stored; dispatch
+//! pauses while `window_total` messages are in flight, so a crash can leave
+//! at most that many messages whose fate is unknown (they are resent and
+//! marked). `otp_reserve` slots of that window are kept for otp, so an otp
+//! message never waits behind a full window of marketing.
+//!
+//! **Failure rules.** A source error (broker down) is logged and polling
+//! backs off; dispatch keeps working from the store. A transient store
+//! error (database down) is logged and the step retried: outcomes are kept
+//! in memory, in order, and applied once the store answers. Any other store
+//! error stops the runtime and is returned.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use super::correlate::Correlator;
+use super::dispatch::{Outcomes, Sender, SenderConfig};
+use super::ingest::{Ingest, IngestError};
+use super::metrics as m;
+use super::ports::*;
+use super::retry::RetryPolicy;
+use super::sweeper;
+use super::types::*;
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub ingest: Ingest,
+    pub sender: SenderConfig,
+    pub policy: RetryPolicy,
+    /// How long a report that beat its submit response waits to be matched.
+    pub park_ttl: Duration,
+    pub sweep_interval: Duration,
+    pub sweep_batch: usize,
+    /// Messages in flight (dispatched, outcome not stored) at most.
+    pub window_total: usize,
+    /// Part of `window_total` only otp may use.
+    pub otp_reserve: usize,
+    /// Stop once the source is drained (only when there is no channel).
+    pub drain: bool,
+}
+
+/// A channel and the receiver of its outcome events.
+pub struct ChannelSet {
+    pub channel: Box<dyn Channel>,
+    pub events: mpsc::Receiver<ChannelEvent>,
+}
+
+/// Dispatches whose outcome is not stored yet: token → (route, parts
+/// still without an outcome).
+#[derive(Debug, Default)]
+pub struct Inflight {
+    map: Mutex<std::collections::HashMap<DispatchToken, (String, u16)>>,
+}
+
+impl Inflight {
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn add(&self, token: DispatchToken, route: &str, parts: u16) {
+        self.map
+            .lock()
+            .expect("poisoned")
+            .insert(token, (route.to_owned(), parts.max(1)));
+    }
+
+    fn remove(&self, token: &DispatchToken) {
+        self.map.lock().expect("poisoned").remove(token);
+    }
+
+    /// Drops dispatches whose outcomes in `evs` are now stored.
+    fn settle(&self, evs: &[ChannelEvent]) {
+        let mut map = self.map.lock().expect("poisoned");
+        for ev in evs {
+            match ev {
+                ChannelEvent::Accepted { token, .. } => {
+                    if let Some(e) = map.get_mut(token) {
+                        e.1 = e.1.saturating_sub(1);
+                        if e.1 == 0 {
+                            map.remove(token);
+                        }
+                    }
+                }
+                ChannelEvent::Rejected { token, .. } | ChannelEvent::Unknown { token, .. } => {
+                    map.remove(token);
+                }
+                ChannelEvent::RouteState { route, up: false } => {
+                    map.retain(|_, (r, _)| r != route);
+                }
+                _ => {}
+            }
+        }
+        metrics::gauge!(m::IN_FLIGHT).set(map.len() as f64);
+    }
+}
+
+/// What the tasks share.
+struct Shared {
+    stop: Arc<AtomicBool>,
+    /// Wakes the dispatcher: new work accepted, window room, route change.
+    wake: Notify,
+    /// Accepted work may be waiting in the store.
+    due: AtomicBool,
+    inflight: Inflight,
+    routes: Mutex<Vec<(String, bool)>>,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `d`, returning early once stopped.
+    async fn nap(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopped() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
+        }
+    }
+}
+
+fn transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
+/// Runs until `stop` is set (or, with `drain` and no channel, until the
+/// source is empty), then shuts down in order: ingest finishes its batch,
+/// queued claims are given back, the channel settles what is in flight and
+/// the recorder stores those outcomes.
+pub async fn run<S, Src, K>(
+    store: S,
+    src: Src,
+    sink: K,
+    links: &[LinkSpec],
+    channel: Option<ChannelSet>,
+    cfg: RunConfig,
+    stop: Arc<AtomicBool>,
+) -> StoreResult<()>
+where
+    S: MessageStore + ReportStore + Clone + 'static,
+    Src: MessageSource + 'static,
+    K: StatusSink + 'static,
+{
+    let sink = Arc::new(sink);
+    let shared = Arc::new(Shared {
+        stop,
+        wake: Notify::new(),
+        due: AtomicBool::new(true),
+        inflight: Inflight::default(),
+        routes: Mutex::new(Vec::new()),
+    });
+    let correlator = Correlator::new(cfg.park_ttl);
+
+    let ingest = tokio::spawn(ingest_task(
+        cfg.ingest.clone(),
+        src,
+        store.clone(),
+        sink.clone(),
+        shared.clone(),
+        cfg.drain && channel.is_none(),
+    ));
+    let sweeper = tokio::spawn(sweeper_task(
+        store.clone(),
+        correlator.clone(),
+        sink.clone(),
+        shared.clone(),
+        cfg.clone(),
+    ));
+
+    let mut result = Ok(());
+    if let Some(ChannelSet { channel, events }) = channel {
+        let mut sender = Sender::new(
+            store.clone(),
+            links,
+            cfg.policy.clone(),
+            correlator,
+            cfg.sender.clone(),
+        );
+        let recorder = tokio::spawn(recorder_task(
+            sender.outcomes(),
+            events,
+            sink.clone(),
+            shared.clone(),
+        ));
+        result = dispatcher(&mut sender, channel.as_ref(), &*sink, &shared, &cfg).await;
+        shared.stop.store(true, Ordering::SeqCst);
+        match sender.release_all(Timestamp::now()).await {
+            Ok(n) => tracing::info!(released = n, "claims given back"),
+            Err(e) => tracing::warn!(error = %e,
+                "claims not given back; they are due again when their lease runs out"),
+        }
+        channel.close().await;
+        // the recorder ends once the channel's event stream does
+        match tokio::time::timeout(Duration::from_secs(30), recorder).await {
+            Ok(Ok(r)) => result = result.and(r),
+            Ok(Err(e)) => tracing::error!(error = %e, "recorder task failed"),
+            Err(_) => tracing::warn!(
+                "outcomes still unstored after 30 s; their messages are resent as possible duplicates"
+            ),
+        }
+    } else {
+        while !shared.stopped() {
+            shared.nap(Duration::from_millis(200)).await;
+        }
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for (what, t) in [("ingest", ingest), ("sweeper", sweeper)] {
+        match t.await {
+            Ok(r) => result = result.and(r),
+            Err(e) => tracing::error!(error = %e, task = what, "task failed"),
+        }
+    }
+    result
+}
+
+async fn ingest_task<S, Src, K>(
+    ingest: Ingest,
+    mut src: Src,
+    store: S,
+    sink: Arc<K>,
+    shared: Arc<Shared>,
+    stop_when_drained: bool,
+) -> StoreResult<()>
+where
+    S: MessageStore,
+    Src: MessageSource,
+    K: StatusSink,
+{
+    let mut store_down = false;
+    let mut source_down = false;
+    // an ingest batch is never cut in half: it is not cancel-safe between
+    // accept and commit, so `stop` is checked between batches only
+    while !shared.stopped() {
+        match ingest
+            .once(&mut src, &store, &*sink, Timestamp::now())
+            .await
+        {
+            Ok(g) => {
+                if store_down || source_down {
+                    tracing::info!("ingest resumed");
+                }
+                store_down = false;
+                source_down = false;
+                if g.accepted > 0 {
+                    shared.due.store(true, Ordering::SeqCst);
+                    shared.wake.notify_one();
+                }
+                if g.records == 0 {
+                    if stop_when_drained {
+                        shared.stop.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if ingest.wait.is_zero() {
+                        shared.nap(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            Err(IngestError::Store(e)) if transient(&e) => {
+                if !store_down {
+                    tracing::warn!(error = %e, "store unavailable (ingest); accepted messages keep going out");
+                    store_down = true;
+                }
+                shared.nap(Duration::from_millis(200)).await;
+            }
+            Err(IngestError::Store(e)) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(IngestError::Source(e)) => {
+                if !source_down {
+                    tracing::warn!(error = %e, "source unavailable; the sender keeps working from the store");
+                    source_down = true;
+                }
+                shared.nap(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn sweeper_task<S, K>(
+    store: S,
+    correlator: Correlator,
+    sink: Arc<K>,
+    shared: Arc<Shared>,
+    cfg: RunConfig,
+) -> StoreResult<()>
+where
+    S: MessageStore + ReportStore,
+    K: StatusSink,
+{
+    while !shared.stopped() {
+        let now = Timestamp::now();
+        match sweeper::sweep(&store, &correlator, now, cfg.park_ttl, cfg.sweep_batch).await {
+            Ok(rep) => {
+                if rep.resent > 0 {
+                    shared.due.store(true, Ordering::SeqCst);
+                    shared.wake.notify_one();
+                }
+                let _ = sink.publish(&rep.events).await;
+            }
+            Err(e) if transient(&e) => {
+                tracing::warn!(error = %e, "store unavailable (sweep); retried at the next sweep");
+            }
+            Err(e) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        shared.nap(cfg.sweep_interval).await;
+    }
+    Ok(())
+}
+
+/// Most outcome events applied in one store transaction.
+const RECORD_BATCH: usize = 8192;
+
+async fn recorder_task<S, K>(
+    mut outcomes: Outcomes<S>,
+    mut events: mpsc::Receiver<ChannelEvent>,
+    sink: Arc<K>,
+    shared: Arc<Shared>,
+) -> StoreResult<()>
+where
+    S: MessageStore + ReportStore,
+    K: StatusSink,
+{
+    let mut backlog: Vec<ChannelEvent> = Vec::new();
+    let mut closed = false;
+    let mut store_down: Option<Instant> = None;
+    let take = |ev: ChannelEvent, backlog: &mut Vec<ChannelEvent>| {
+        if let ChannelEvent::RouteState { route, up } = &ev {
+            shared
+                .routes
+                .lock()
+                .expect("poisoned")
+                .push((route.clone(), *up));
+            shared.wake.notify_one();
+        }
+        backlog.push(ev);
+    };
+    loop {
+        if !closed && (backlog.is_empty() || store_down.is_some()) {
+            let wait = if store_down.is_some() {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(200)
+            };
+            match tokio::time::timeout(wait, events.recv()).await {
+                Ok(Some(ev)) => take(ev, &mut backlog),
+                Ok(None) => closed = true,
+                Err(_) => {}
+            }
+        }
+        while backlog.len() < RECORD_BATCH {
+            match events.try_recv() {
+                Ok(ev) => take(ev, &mut backlog),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if backlog.is_empty() {
+            if closed {
+                return Ok(());
+            }
+            continue;
+        }
+        match outcomes.apply(&backlog, Timestamp::now()).await {
+            Ok(evs) => {
+                if store_down.take().is_some() {
+                    tracing::info!(applied = backlog.len(), "store back; held outcomes applied");
+                }
+                shared.inflight.settle(&backlog);
+                backlog.clear();
+                shared.wake.notify_one();
+                let _ = sink.publish(&evs).await;
+            }
+            Err(e) if transient(&e) => {
+                let since = *store_down.get_or_insert_with(|| {
+                    tracing::warn!(error = %e, held = backlog.len(),
+                        "store unavailable (outcomes); sending continues, state catches up");
+                    Instant::now()
+                });
+                if closed && since.elapsed() > Duration::from_secs(10) {
+                    tracing::warn!(error = %e, left = backlog.len(),
+                        "outcomes not stored at shutdown; their messages are resent as possible duplicates");
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// How often the dispatcher looks for due work without a hint (retries
+/// scheduled for later, leases run out).
+const CLAIM_EVERY: Duration = Duration::from_millis(100);
+
+async fn dispatcher<S, K>(
+    sender: &mut Sender<S>,
+    ch: &dyn Channel,
+    sink: &K,
+    shared: &Shared,
+    cfg: &RunConfig,
+) -> StoreResult<()>
+where
+    S: MessageStore + ReportStore + Clone,
+    K: StatusSink,
+{
+    let links = sender.links();
+    let window = cfg.window_total.max(1);
+    let bulk_window = window.saturating_sub(cfg.otp_reserve).max(1);
+    let claim_min = (cfg.sender.claim_batch / 4).max(1);
+    let mut next_claim = Instant::now();
+    let mut more_due = false;
+    let mut store_down = false;
+    macro_rules! soft {
+        ($e:expr, $what:literal) => {
+            match $e {
+                Ok(v) => {
+                    store_down = false;
+                    Some(v)
+                }
+                Err(e) if transient(&e) => {
+                    if !store_down {
+                        tracing::warn!(error = %e, concat!("store unavailable (", $what, "); sending continues, state catches up"));
+                        store_down = true;
+                    }
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        };
+    }
+    while !shared.stopped() {
+        let now = Timestamp::now();
+        let changes: Vec<(String, bool)> =
+            std::mem::take(&mut *shared.routes.lock().expect("poisoned"));
+        for (route, up) in changes {
+            soft!(sender.on_route_state(&route, up, now).await, "route state");
+            more_due |= up;
+        }
+        let room = sender.lane_room();
+        let hinted = shared.due.swap(false, Ordering::SeqCst);
+        let can = room >= claim_min || (hinted && room > 0);
+        if can && (hinted || more_due || Instant::now() >= next_claim) {
+            let want = cfg.sender.claim_batch.min(room);
+            if let Some(f) = soft!(sender.fill(now).await, "claim") {
+                more_due = f.claimed >= want;
+                let _ = sink.publish(&f.events).await;
+            } else {
+                more_due = false;
+            }
+            next_claim = Instant::now()
+                + if store_down {
+                    CLAIM_EVERY * 2
+                } else {
+                    CLAIM_EVERY
+                };
+        } else if hinted {
+            // no room now: keep the hint for when there is
+            shared.due.store(true, Ordering::SeqCst);
+        }
+
+        let mut blocked = false;
+        for link in &links {
+            loop {
+                if !ch.ready(link) {
+                    blocked |= sender.backlog_total(link) > 0;
+                    break;
+                }
+                let n = shared.inflight.len();
+                if n >= window || (n >= bulk_window && sender.backlog(link, Priority::Otp) == 0) {
+                    break;
+                }
+                let Some(d) = sender.next_for(link) else {
+                    break;
+                };
+                shared.inflight.add(d.token, link, ch.parts(&d.content));
+                if let Err(e) = ch.dispatch(d.clone()).await {
+                    shared.inflight.remove(&d.token);
+                    soft!(
+                        sender.on_dispatch_error(&d, &e, Timestamp::now()).await,
+                        "dispatch error"
+                    );
+                }
+            }
+        }
+        let wait = if store_down {
+            Duration::from_millis(20)
+        } else if blocked {
+            // a link's queue is full: it drains at the carrier's pace
+            Duration::from_millis(2)
+        } else if more_due && sender.lane_room() >= claim_min {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(50)
+        };
+        if !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
+        }
+    }
+    Ok(())
+}
