@@ -5,8 +5,8 @@
 #   benches/e2e_bench.sh [N]        (default N=20000)
 #
 # Needs SMSGW_TANSU_BIN (scripts/test-deps.sh). Builds release binaries, starts
-# tansu, the simulator (`smsgw sim` when the simulators crate provides it,
-# else examples/ismg), `smsgw serve --kafka`, produces N records with
+# tansu, the simulator (`smsgw sim`, CMPP 3.0, reports after
+# BENCH_DLR_DELAY, default 100ms), `smsgw serve --kafka`, produces N records with
 # examples/produce (pipelined), polls `smsgw stats --json` until all are
 # delivered, and prints messages/s from the first accept to the last delivery
 # and the peak RSS of serve (VmHWM). Everything on 127.0.0.1, stopped by PID.
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 N=${1:-20000}
 : "${SMSGW_TANSU_BIN:?run: eval \"\$(scripts/test-deps.sh)\"}"
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin smsgw --example produce --example ismg
+cargo build --release --quiet --bin smsgw --example produce
 BIN=$TARGET/release/smsgw
 WORK=$(mktemp -d)
 PIDS=()
@@ -31,9 +31,10 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KPORT) 2>/dev/null && break
 BROKERS=127.0.0.1:$KPORT
 
 SPORT=$(free_port)
-"$TARGET/release/examples/ismg" "$SPORT" >"$WORK/ismg.log" 2>&1 &
+SMSGW_LOG=warn "$BIN" sim --protocol cmpp3 --listen 127.0.0.1:$SPORT --account 901234:secret \
+  --dlr-delay "${BENCH_DLR_DELAY:-100ms}" >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
-sleep 0.3
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$SPORT) 2>/dev/null && break; sleep 0.05; done
 
 STORE="sqlite://$WORK/bench.db"
 "$BIN" link add m1 --protocol cmpp3 --addr 127.0.0.1:$SPORT --account 901234 --secret secret \
@@ -41,7 +42,7 @@ STORE="sqlite://$WORK/bench.db"
 for t in status dlq; do "$TARGET/release/examples/produce" "$BROKERS" $t 0 >/dev/null; done
 "$TARGET/release/examples/produce" "$BROKERS" in 0 >/dev/null
 
-SMSGW_LOG=warn,librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
+SMSGW_LOG=${BENCH_LOG:-warn},librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench 2>"$WORK/serve.log" &
 SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record -F 499 -g -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
@@ -70,4 +71,5 @@ print(json.dumps({"messages": n, "accept_to_delivered_secs": round(secs, 2),
                   "msgs_per_sec": round(n / secs), "serve_peak_rss_mb": round(rss / 1024, 1)}))
 PY
 kill -TERM $SERVE; wait $SERVE || true
+[ -n "${BENCH_KEEP_LOG:-}" ] && cp "$WORK/serve.log" "$BENCH_KEEP_LOG"
 echo "serve log (warnings):"; tail -5 "$WORK/serve.log"

@@ -127,7 +127,7 @@ impl SqlStore {
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
-                    .max_connections(4)
+                    .max_connections(1)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             use sqlx::Executor;

@@ -130,12 +130,15 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         self.lanes.get(link).map_or(0, |l| l.total())
     }
 
+    /// Messages a claim may take: the least room of any lane, since a claim
+    /// can come back all one priority for one link (a claim that finds its
+    /// lane full is given back, one store call per message).
     fn room(&self) -> usize {
-        // three lanes per link; a claim that finds its lane full is given back
         self.lanes
             .values()
-            .map(|l| (3 * self.cfg.lane_capacity).saturating_sub(l.total()))
-            .sum()
+            .flat_map(|l| Priority::ALL.iter().map(move |p| l.room(*p)))
+            .min()
+            .unwrap_or(0)
     }
 
     /// Room left in the lanes (three per link) for claims.

@@ -46,6 +46,11 @@ impl<T> Lanes<T> {
         }
     }
 
+    /// Items lane `p` can still take.
+    pub fn room(&self, p: Priority) -> usize {
+        self.capacity.saturating_sub(self.queues[p.index()].len())
+    }
+
     pub fn has_room(&self, p: Priority) -> bool {
         self.queues[p.index()].len() < self.capacity
     }

@@ -254,11 +254,20 @@ where
     // an ingest batch is never cut in half: it is not cancel-safe between
     // accept and commit, so `stop` is checked between batches only
     while !shared.stopped() {
+        let t0 = Instant::now();
         match ingest
             .once(&mut src, &store, &*sink, Timestamp::now())
             .await
         {
             Ok(g) => {
+                if g.records > 0 {
+                    tracing::debug!(
+                        records = g.records,
+                        accepted = g.accepted,
+                        ms = t0.elapsed().as_secs_f64() * 1e3,
+                        "ingest batch"
+                    );
+                }
                 if store_down || source_down {
                     tracing::info!("ingest resumed");
                 }
@@ -391,8 +400,14 @@ where
             }
             continue;
         }
+        let t0 = Instant::now();
         match outcomes.apply(&backlog, Timestamp::now()).await {
             Ok(evs) => {
+                tracing::debug!(
+                    outcomes = backlog.len(),
+                    ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "outcomes stored"
+                );
                 if store_down.take().is_some() {
                     tracing::info!(applied = backlog.len(), "store back; held outcomes applied");
                 }
@@ -474,7 +489,15 @@ where
         let can = room >= claim_min || (hinted && room > 0);
         if can && (hinted || more_due || Instant::now() >= next_claim) {
             let want = cfg.sender.claim_batch.min(room);
+            let t0 = Instant::now();
             if let Some(f) = soft!(sender.fill(now).await, "claim") {
+                tracing::debug!(
+                    claimed = f.claimed,
+                    want,
+                    ms = t0.elapsed().as_secs_f64() * 1e3,
+                    in_flight = shared.inflight.len(),
+                    "claim"
+                );
                 more_due = f.claimed >= want;
                 let _ = sink.publish(&f.events).await;
             } else {
