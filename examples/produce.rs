@@ -2,8 +2,10 @@
 //! takes them (pipelined: everything is enqueued, deliveries awaited in
 //! bulk), for benches/e2e_bench.sh.
 //!
-//! `cargo run --release --example produce -- BROKERS TOPIC N [PRIORITY] [ID_PREFIX]`
-//! prints `{"produced": N, "secs": S, "per_sec": R}`.
+//! `cargo run --release --example produce -- BROKERS TOPIC N [PRIORITY] [ID_PREFIX] [INTERVAL_MS]`
+//! prints `{"produced": N, "secs": S, "per_sec": R}`. With INTERVAL_MS the
+//! records trickle: one at a time, each delivered before the pause (the otp
+//! latency bench).
 
 use std::time::{Duration, Instant};
 
@@ -14,13 +16,16 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        eprintln!("usage: produce BROKERS TOPIC N [PRIORITY] [ID_PREFIX]");
+        eprintln!("usage: produce BROKERS TOPIC N [PRIORITY] [ID_PREFIX] [INTERVAL_MS]");
         std::process::exit(2);
     }
     let (brokers, topic) = (&args[1], &args[2]);
     let n: usize = args[3].parse().expect("N");
     let prio = args.get(4).map_or("marketing", String::as_str);
     let prefix = args.get(5).map_or("b", String::as_str);
+    let interval = args
+        .get(6)
+        .map(|s| Duration::from_millis(s.parse().expect("INTERVAL_MS")));
     let p: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -66,6 +71,12 @@ async fn main() {
                     }
                 }
             }
+        }
+        if let Some(iv) = interval {
+            for r in futures::future::join_all(pending.drain(..)).await {
+                r.expect("delivery").expect("delivery");
+            }
+            tokio::time::sleep(iv).await;
         }
         if pending.len() >= 50_000 {
             for r in futures::future::join_all(pending.drain(..)).await {

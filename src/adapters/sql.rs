@@ -108,7 +108,7 @@ pub struct SqlStore {
 
 const MESSAGE_COLS: &str =
     "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
-     attempts, expire_at, possible_duplicate, last_reason";
+     attempts, expire_at, possible_duplicate, last_reason, accepted_at";
 
 /// `last_reason` while a claimed attempt has no recorded outcome. Finding it
 /// at the next claim means the previous attempt's fate is unknown (crash,
@@ -516,6 +516,7 @@ fn dispatchable_of(r: &AnyRow) -> StoreResult<Dispatchable> {
         attempts: get_i64(r, "attempts")? as u32,
         expire_at: Timestamp(get_i64(r, "expire_at")?),
         possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
+        accepted_at: Timestamp(get_i64(r, "accepted_at")?),
     })
 }
 

@@ -210,6 +210,8 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         metrics::gauge!(m::LANE_BACKLOG, "link" => link.to_owned(), "priority" => p.as_str())
             .set(lanes.len(p) as f64);
         metrics::counter!(m::DISPATCHED, "priority" => p.as_str()).increment(1);
+        metrics::histogram!(m::ACCEPT_TO_DISPATCH, "priority" => p.as_str())
+            .record(since(d.accepted_at));
         Some(Dispatch {
             token: DispatchToken {
                 message: d.id,
@@ -329,6 +331,15 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         out.extend(self.outcomes.apply(&evs[start..], now).await?);
         Ok(out)
     }
+}
+
+/// Seconds from `t` to now, at microsecond resolution (`t` has
+/// milliseconds, truncated, so this errs on the long side by < 1 ms).
+fn since(t: Timestamp) -> f64 {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    ((now_us - t.0 * 1000).max(0) as f64) / 1e6
 }
 
 impl<S: MessageStore + ReportStore> Outcomes<S> {

@@ -313,6 +313,8 @@ pub struct Dispatchable {
     pub attempts: u32,
     pub expire_at: Timestamp,
     pub possible_duplicate: bool,
+    /// When the store accepted it (accept→dispatch latency).
+    pub accepted_at: Timestamp,
 }
 
 /// One status change, as published and as kept in the history.
