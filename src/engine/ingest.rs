@@ -26,6 +26,30 @@ pub struct Ingested {
     pub accepted: usize,
     pub duplicates: u64,
     pub dead_letters: usize,
+    /// Messages accepted already claimed (see [`PreClaim`]): the caller
+    /// queues them for dispatch right away.
+    pub ready: Vec<Dispatchable>,
+}
+
+/// Accept some messages already claimed, so they skip the store's claim
+/// round trip: every otp message, and others while `budget` (the room the
+/// dispatcher's lanes have) lasts. Each pre-claimed message takes one unit
+/// of `budget`.
+#[derive(Debug)]
+pub struct PreClaim<'a> {
+    pub lease: Duration,
+    pub budget: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl PreClaim<'_> {
+    fn take(&self, p: Priority) -> bool {
+        use std::sync::atomic::Ordering;
+        let got = self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
+            .is_ok();
+        got || p == Priority::Otp
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,14 +61,17 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Polls one batch and makes it durable. Status events of accepted
-    /// messages go to `sink` (a sink failure is logged; the store has them).
+    /// Polls one batch and makes it durable; records are validated (and
+    /// stamped accepted) at `now`, or when they arrive if `None`. Status
+    /// events of accepted messages go to `sink` (a sink failure is logged;
+    /// the store has them).
     pub async fn once<Src, S, K>(
         &self,
         src: &mut Src,
         store: &S,
         sink: &K,
-        now: Timestamp,
+        now: Option<Timestamp>,
+        preclaim: Option<PreClaim<'_>>,
     ) -> Result<Ingested, IngestError>
     where
         Src: MessageSource,
@@ -55,6 +82,7 @@ impl Ingest {
         if records.is_empty() {
             return Ok(Ingested::default());
         }
+        let now = now.unwrap_or_else(Timestamp::now);
         let mut msgs = Vec::with_capacity(records.len());
         let mut dead = Vec::new();
         for r in &records {
@@ -62,7 +90,25 @@ impl Ingest {
             msgs.extend(v.messages);
             dead.extend(v.dead);
         }
+        if let Some(pc) = &preclaim {
+            // otp first: it is pre-claimed whatever the budget
+            for m in msgs.iter_mut().filter(|m| m.priority == Priority::Otp) {
+                pc.take(m.priority);
+                m.claimed_until = Some(now.plus(pc.lease));
+            }
+            for m in msgs.iter_mut().filter(|m| m.priority != Priority::Otp) {
+                if !pc.take(m.priority) {
+                    break;
+                }
+                m.claimed_until = Some(now.plus(pc.lease));
+            }
+        }
         let res = store.accept(&msgs, &dead).await?;
+        let ready = if preclaim.is_some() {
+            ready_of(&msgs, &res)
+        } else {
+            Vec::new()
+        };
         count_accepted(&msgs, &res);
         for d in &dead {
             metrics::counter!(m::DEAD_LETTERS, "reason" => m::reason_class(&d.reason)).increment(1);
@@ -81,8 +127,47 @@ impl Ingest {
             accepted: res.accepted.len(),
             duplicates: res.duplicates,
             dead_letters: dead.len(),
+            ready,
         })
     }
+}
+
+/// The newly accepted pre-claimed messages as dispatchables (a redelivered
+/// record is not new: its message was dispatched the first time).
+fn ready_of(msgs: &[NewMessage], res: &AcceptResult) -> Vec<Dispatchable> {
+    let by_key: std::collections::HashMap<(&str, &str), &NewMessage> = msgs
+        .iter()
+        .filter(|m| m.claimed_until.is_some())
+        .map(|m| ((m.upstream_id.as_str(), m.to.as_str()), m))
+        .collect();
+    if by_key.is_empty() {
+        return Vec::new();
+    }
+    // durable from here: accept→dispatch latency counts from now
+    let durable = Timestamp::now();
+    let mut out: Vec<Dispatchable> = res
+        .accepted
+        .iter()
+        .filter_map(|(id, ev)| {
+            let m = by_key.get(&(ev.id.as_str(), ev.to.as_str()))?;
+            Some(Dispatchable {
+                id: *id,
+                upstream_id: m.upstream_id.clone(),
+                to: m.to.clone(),
+                text: m.text.clone(),
+                priority: m.priority,
+                channel: m.channel,
+                carrier: m.carrier,
+                segments: m.segments,
+                attempts: 1,
+                expire_at: m.expire_at,
+                possible_duplicate: false,
+                accepted_at: durable,
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| (d.priority.index(), d.id.0));
+    out
 }
 
 /// `smsgw_accepted_total{priority}`, one increment per priority and batch.

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::correlate::Correlator;
 use super::dispatch::{Outcomes, Sender, SenderConfig};
-use super::ingest::{Ingest, IngestError};
+use super::ingest::{Ingest, IngestError, PreClaim};
 use super::metrics as m;
 use super::ports::*;
 use super::retry::RetryPolicy;
@@ -126,6 +126,10 @@ struct Shared {
     due: AtomicBool,
     inflight: Inflight,
     routes: Mutex<Vec<(String, bool)>>,
+    /// Lane room ingest may fill with pre-claimed messages.
+    budget: std::sync::atomic::AtomicUsize,
+    /// Pre-claimed messages from ingest, for the dispatcher's lanes.
+    ready: Mutex<Vec<Dispatchable>>,
 }
 
 impl Shared {
@@ -171,6 +175,8 @@ where
         due: AtomicBool::new(true),
         inflight: Inflight::default(),
         routes: Mutex::new(Vec::new()),
+        budget: std::sync::atomic::AtomicUsize::new(0),
+        ready: Mutex::new(Vec::new()),
     });
     let correlator = Correlator::new(cfg.park_ttl);
 
@@ -181,6 +187,8 @@ where
         sink.clone(),
         shared.clone(),
         cfg.drain && channel.is_none(),
+        // without a channel nothing would dispatch a pre-claimed message
+        channel.as_ref().map(|_| cfg.sender.lease),
     ));
     let sweeper = tokio::spawn(sweeper_task(
         store.clone(),
@@ -243,6 +251,7 @@ async fn ingest_task<S, Src, K>(
     sink: Arc<K>,
     shared: Arc<Shared>,
     stop_when_drained: bool,
+    preclaim_lease: Option<Duration>,
 ) -> StoreResult<()>
 where
     S: MessageStore,
@@ -256,10 +265,19 @@ where
     while !shared.stopped() {
         let t0 = Instant::now();
         match ingest
-            .once(&mut src, &store, &*sink, Timestamp::now())
+            .once(
+                &mut src,
+                &store,
+                &*sink,
+                None,
+                preclaim_lease.map(|lease| PreClaim {
+                    lease,
+                    budget: &shared.budget,
+                }),
+            )
             .await
         {
-            Ok(g) => {
+            Ok(mut g) => {
                 if g.records > 0 {
                     tracing::debug!(
                         records = g.records,
@@ -273,8 +291,13 @@ where
                 }
                 store_down = false;
                 source_down = false;
-                if g.accepted > 0 {
+                if g.accepted > g.ready.len() {
                     shared.due.store(true, Ordering::SeqCst);
+                }
+                if !g.ready.is_empty() {
+                    shared.ready.lock().expect("poisoned").append(&mut g.ready);
+                }
+                if g.accepted > 0 {
                     shared.wake.notify_one();
                 }
                 if g.records == 0 {
@@ -484,13 +507,24 @@ where
             soft!(sender.on_route_state(&route, up, now).await, "route state");
             more_due |= up;
         }
-        let room = sender.lane_room();
+        // pre-claimed by ingest: straight into the lanes
+        let ready: Vec<Dispatchable> = std::mem::take(&mut *shared.ready.lock().expect("poisoned"));
+        if !ready.is_empty() {
+            let mut f = super::dispatch::Fill::default();
+            for d in ready {
+                soft!(sender.queue(d, now, &mut f).await, "queue");
+            }
+            let _ = sink.publish(&f.events).await;
+        }
+        // claims and ingest share the lanes' room: half each
+        shared.budget.store(0, Ordering::SeqCst);
+        let room = sender.lane_room() / 2;
         let hinted = shared.due.swap(false, Ordering::SeqCst);
         let can = room >= claim_min || (hinted && room > 0);
         if can && (hinted || more_due || Instant::now() >= next_claim) {
             let want = cfg.sender.claim_batch.min(room);
             let t0 = Instant::now();
-            if let Some(f) = soft!(sender.fill(now).await, "claim") {
+            if let Some(f) = soft!(sender.fill_at_most(now, want).await, "claim") {
                 tracing::debug!(
                     claimed = f.claimed,
                     want,
@@ -538,6 +572,9 @@ where
                 }
             }
         }
+        shared
+            .budget
+            .store(sender.lane_room() / 2, Ordering::SeqCst);
         let wait = if store_down {
             Duration::from_millis(20)
         } else if blocked {
