@@ -150,7 +150,7 @@ impl<S: MessageStore + ReportStore> Sender<S> {
                 out.unroutable += 1;
                 metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
                 self.store
-                    .schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false)
+                    .give_back(d.id, now.plus(self.cfg.no_route_delay), "no_route")
                     .await?;
                 continue;
             };
@@ -161,9 +161,7 @@ impl<S: MessageStore + ReportStore> Sender<S> {
             let p = d.priority;
             if let Err(d) = lanes.push(p, d) {
                 // lane full: give the claim back right away
-                self.store
-                    .schedule_retry(d.id, now, "lane_full", false)
-                    .await?;
+                self.store.give_back(d.id, now, "lane_full").await?;
                 continue;
             }
             metrics::gauge!(m::LANE_BACKLOG, "link" => link.clone(), "priority" => p.as_str())
@@ -214,9 +212,7 @@ impl<S: MessageStore + ReportStore> Sender<S> {
                 .set(0.0);
         }
         for d in &items {
-            self.store
-                .schedule_retry(d.id, now, "released", false)
-                .await?;
+            self.store.give_back(d.id, now, "released").await?;
         }
         Ok(items.len())
     }
