@@ -306,3 +306,57 @@ async fn down_links_are_skipped_and_lost_claims_are_marked() {
         "a resend after an unknown fate is marked"
     );
 }
+
+#[tokio::test]
+async fn claims_given_back_do_not_use_up_attempts() {
+    let (mut s, _d) = setup(policy()).await;
+    let to: Vec<String> = (0..300).map(|i| format!("\"1380000{i:04}\"")).collect();
+    put(
+        &s,
+        &format!(
+            r#"{{"id":"bulk","to":[{}],"text":"sale","priority":"marketing"}}"#,
+            to.join(",")
+        ),
+    )
+    .await;
+    // The marketing lane holds 100: every fill claims the rest and gives it
+    // back (lane full), again and again while the lane stays full.
+    for _ in 0..5 {
+        s.fill(T0).await.unwrap();
+    }
+    assert_eq!(s.backlog("m1", Priority::Marketing), 100);
+    // The link goes down with the lane full, and no link is up for a while.
+    s.on_event(
+        ChannelEvent::RouteState {
+            route: "m1".into(),
+            up: false,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.fill(T0).await.unwrap().unroutable, 300);
+    s.set_link_up("m1", true);
+    let later = T0.plus(Duration::from_secs(5));
+    for _ in 0..3 {
+        s.fill(later).await.unwrap();
+    }
+    let d = s.next_for("m1").unwrap();
+    // Lane full ×5, released, no route: none of it reached the carrier.
+    assert_eq!(d.token.attempt, 1, "give-backs counted as attempts");
+    // So one lost send is retried, not parked for the sweeper.
+    s.on_event(
+        ChannelEvent::Unknown {
+            token: d.token,
+            part: 1,
+            reason: UnknownReason::ConnectionLost,
+            route: "m1".into(),
+        },
+        later,
+    )
+    .await
+    .unwrap();
+    let stats = s.store().stats().await.unwrap();
+    assert_eq!(stats.by_state["retryable"], 0, "{stats:?}");
+    assert_eq!(stats.possible_duplicates, 1);
+}

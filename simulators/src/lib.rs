@@ -262,6 +262,14 @@ impl SimHandle {
 
     /// Stops accepting, closes every connection, waits for the tasks.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Like [`SimHandle::shutdown`] but keeps the handle: once this returns
+    /// the listening address is free again (a new simulator may bind it) and
+    /// [`SimHandle::stats`] / [`SimHandle::received`] hold the final counts,
+    /// every connection having closed.
+    pub async fn stop(&mut self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks.drain(..) {
             let _ = t.await;

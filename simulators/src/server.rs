@@ -34,9 +34,16 @@ const READ_BUF: usize = 64 * 1024;
 /// How long a connection may stay without logging in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts SP connections until shutdown.
+/// How long shutdown waits for connections to close (a peer that stopped
+/// reading can hold the last write).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Accepts SP connections until shutdown, then waits for every connection
+/// to close (their last responses written, their counters and received
+/// messages recorded).
 pub(crate) async fn serve<B: Behavior>(core: Arc<SimCore>, beh: Arc<B>, listener: TcpListener) {
     let mut shutdown = core.shutdown.clone();
+    let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -45,7 +52,7 @@ pub(crate) async fn serve<B: Behavior>(core: Arc<SimCore>, beh: Arc<B>, listener
                     let conn = Conn::new(core.clone(), beh.clone(), id, peer, Mode::Server, None, VecDeque::new());
                     let span = info_span!("session", protocol = core.config.protocol.as_str(), conn_id = id, %peer);
                     let core2 = core.clone();
-                    tokio::spawn(async move {
+                    conns.spawn(async move {
                         let (_, leftover) = conn.run(stream).await;
                         for job in leftover {
                             core2.dispatch(job, Some(id), false);
@@ -57,8 +64,22 @@ pub(crate) async fn serve<B: Behavior>(core: Arc<SimCore>, beh: Arc<B>, listener
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
+            // Reap finished connections as they go.
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = shutdown.changed() => break,
         }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_WAIT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            left = conns.len(),
+            "connections still open after {SHUTDOWN_WAIT:?}, aborting them"
+        );
+        conns.shutdown().await;
     }
 }
 

@@ -680,6 +680,23 @@ impl MessageStore for SqlStore {
         Ok(())
     }
 
+    async fn give_back(&self, id: MessageId, at: Timestamp, reason: &str) -> StoreResult<()> {
+        // Undoes the claim's `attempts + 1`; `last_reason` leaves "in flight",
+        // so the next claim does not take it for a lost send.
+        sqlx::query(
+            "UPDATE messages SET due_at = $1, last_reason = $2, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $1 \
+             WHERE id = $3 AND state = 'accepted'",
+        )
+        .bind(at.0)
+        .bind(reason)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
     async fn park_retryable(
         &self,
         id: MessageId,

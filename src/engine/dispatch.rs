@@ -186,7 +186,7 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
             out.unroutable += 1;
             metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
             self.store
-                .schedule_retry(d.id, now.plus(self.cfg.no_route_delay), "no_route", false)
+                .give_back(d.id, now.plus(self.cfg.no_route_delay), "no_route")
                 .await?;
             return Ok(());
         };
@@ -197,9 +197,7 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         let p = d.priority;
         if let Err(d) = lanes.push(p, d) {
             // lane full: give the claim back right away
-            self.store
-                .schedule_retry(d.id, now, "lane_full", false)
-                .await?;
+            self.store.give_back(d.id, now, "lane_full").await?;
             return Ok(());
         }
         metrics::gauge!(m::LANE_BACKLOG, "link" => link, "priority" => p.as_str())
@@ -251,9 +249,7 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
                 .set(0.0);
         }
         for d in &items {
-            self.store
-                .schedule_retry(d.id, now, "released", false)
-                .await?;
+            self.store.give_back(d.id, now, "released").await?;
         }
         Ok(items.len())
     }
@@ -304,7 +300,7 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         };
         metrics::counter!(m::RETRIES, "reason" => "no_route").increment(1);
         self.store
-            .schedule_retry(d.token.message, now.plus(after), "route_down", false)
+            .give_back(d.token.message, now.plus(after), "route_down")
             .await
     }
 

@@ -146,6 +146,17 @@ pub trait MessageStore: Send + Sync {
         possible_duplicate: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Gives back a claim that never reached a channel (its lane was full,
+    /// no link of its carrier was up, its link went down while it was
+    /// queued): due again at `at`, and the claim does not count as an
+    /// attempt, so the retry policy's budget is spent only on real sends.
+    fn give_back(
+        &self,
+        id: MessageId,
+        at: Timestamp,
+        reason: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// The message used its attempts: it waits as `retryable` for the sweeper.
     fn park_retryable(
         &self,
