@@ -43,6 +43,7 @@ fn batch(tag: &str, round: u64, n: usize) -> Vec<NewMessage> {
                 segments: if two { 2 } else { 1 },
                 carrier: Some(Carrier::Mobile),
                 accepted_at: T0,
+                claimed_until: None,
             }
         })
         .collect()

@@ -284,6 +284,13 @@ pub struct NewMessage {
     /// Carrier by number segment, if known (SMS only).
     pub carrier: Option<Carrier>,
     pub accepted_at: Timestamp,
+    /// Accept it already claimed until this time (the caller dispatches it
+    /// right away): stored exactly as [`MessageStore::claim_due`] leaves a
+    /// claimed message (attempt 1 in flight, due again when the lease runs
+    /// out). `None`: accepted due now, for `claim_due` to pick up.
+    ///
+    /// [`MessageStore::claim_due`]: crate::engine::ports::MessageStore::claim_due
+    pub claimed_until: Option<Timestamp>,
 }
 
 /// A record that failed validation, kept with its reason.

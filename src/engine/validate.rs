@@ -233,6 +233,7 @@ pub fn validate(
             segments: sms_segments(&text, Some(carrier)) as u16,
             carrier: Some(carrier),
             accepted_at: now,
+            claimed_until: None,
         });
     }
     out
