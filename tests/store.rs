@@ -747,3 +747,22 @@ async fn json_round_trip(s: &SqlStore) {
     assert_eq!(back, [parked]);
 }
 both!(json_text, json_round_trip);
+
+/// SQLite keeps NUL characters through the JSON parameter (the bundled
+/// SQLite; 3.40's `->>` cut the text at the NUL). PostgreSQL text cannot
+/// hold NUL at all, bound directly or through JSON.
+#[tokio::test]
+async fn sqlite_json_keeps_nul() {
+    let db = sqlite().await;
+    let s = &db.store;
+    let r = s
+        .accept(&[new_msg("u\0x", "13800138000", "a\0b")], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 1);
+    let c = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        (c[0].upstream_id.as_str(), c[0].text.as_str()),
+        ("u\0x", "a\0b")
+    );
+}
