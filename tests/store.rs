@@ -536,3 +536,233 @@ async fn batched_bind_and_settle(s: &SqlStore) {
     assert_eq!(st.by_state["failed"], 1);
 }
 both!(batched, batched_bind_and_settle);
+
+fn new_msg(id: &str, to: &str, text: &str) -> NewMessage {
+    NewMessage {
+        upstream_id: id.into(),
+        to: to.into(),
+        text: text.into(),
+        priority: Priority::Notify,
+        biz: None,
+        channel: ChannelKind::Sms,
+        expire_at: T0.plus(Duration::from_secs(3600)),
+        segments: 1,
+        carrier: None,
+        accepted_at: T0,
+        claimed_until: None,
+    }
+}
+
+/// A message accepted pre-claimed is stored as `claim_due` leaves a claim:
+/// not claimable until its lease ends, then back as a lost claim (attempt 2,
+/// possible duplicate). Ids map to the right inputs whatever the order.
+async fn preclaimed_acceptance(s: &SqlStore) {
+    let lease_end = T0.plus(Duration::from_secs(60));
+    let mut m = vec![
+        new_msg("p1", "13800138001", "one"),
+        new_msg("p2", "13800138002", "two"),
+        new_msg("p3", "13800138003", "three"),
+    ];
+    m[0].claimed_until = Some(lease_end);
+    m[2].claimed_until = Some(lease_end);
+    let r = s.accept(&m, &[]).await.unwrap();
+    let ids: Vec<(MessageId, &str)> = r
+        .accepted
+        .iter()
+        .map(|(i, e)| (*i, e.id.as_str()))
+        .collect();
+    assert_eq!(
+        ids.iter().map(|(_, u)| *u).collect::<Vec<_>>(),
+        ["p1", "p2", "p3"]
+    );
+    assert!(r
+        .accepted
+        .iter()
+        .all(|(_, e)| e.state == MessageState::Accepted));
+    // only the unclaimed one is due now
+    let got = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].upstream_id.as_str()), ids[1]);
+    assert_eq!(got[0].attempts, 1);
+    assert!(!got[0].possible_duplicate);
+    assert!(s
+        .claim_due(
+            T0.plus(Duration::from_secs(59)),
+            10,
+            Duration::from_secs(60)
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    // the leases run out: back as lost claims
+    let mut again = s
+        .claim_due(lease_end, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    again.sort_by_key(|d| d.id.0);
+    let got: Vec<(MessageId, &str, u32, bool)> = again
+        .iter()
+        .map(|d| {
+            (
+                d.id,
+                d.upstream_id.as_str(),
+                d.attempts,
+                d.possible_duplicate,
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (id, up, attempts, dup) in got {
+        let (want, _) = ids.iter().find(|(_, u)| *u == up).unwrap();
+        assert_eq!(id, *want);
+        assert_eq!(attempts, 2, "{up}");
+        // p2's claim at T0 is lost too (in flight at its next claim)
+        assert!(dup, "{up}");
+    }
+    assert_eq!(s.stats().await.unwrap().possible_duplicates, 3);
+}
+both!(preclaimed, preclaimed_acceptance);
+
+/// A key twice in one batch: the first row wins, the repeat is a duplicate.
+async fn duplicate_key_inside_batch(s: &SqlStore) {
+    let m = vec![
+        new_msg("d", "13800138001", "first"),
+        new_msg("d", "13800138002", "other recipient"),
+        new_msg("d", "13800138001", "second"),
+        new_msg("e", "13800138001", "x"),
+    ];
+    let r = s.accept(&m, &[]).await.unwrap();
+    assert_eq!(r.duplicates, 1);
+    let got: Vec<(&str, &str)> = r
+        .accepted
+        .iter()
+        .map(|(_, e)| (e.id.as_str(), e.to.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("d", "13800138001"),
+            ("d", "13800138002"),
+            ("e", "13800138001")
+        ]
+    );
+    let mut c = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    c.sort_by_key(|d| d.id.0);
+    let texts: Vec<&str> = c.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts, ["first", "other recipient", "x"]);
+    for (d, (id, _)) in c.iter().zip(&r.accepted) {
+        assert_eq!(d.id, *id);
+    }
+    assert_eq!(
+        states(&s.history("d").await.unwrap()),
+        ["accepted", "accepted"]
+    );
+}
+both!(duplicate_in_batch, duplicate_key_inside_batch);
+
+/// NULL columns and awkward text survive the JSON batch parameter.
+async fn json_round_trip(s: &SqlStore) {
+    let text = "引号 \"double\" 'single' back\\slash \\\" \\u0041 😀🇨🇳 长文本\n\ttab {[}] $1 ->> 0";
+    let id = "up\"'\\😀长";
+    let mut m = new_msg(id, "13800138000", text);
+    m.biz = None;
+    m.carrier = None;
+    let mut m2 = new_msg("plain", "13800138000", "x");
+    m2.biz = Some("营销 \"biz\"".into());
+    m2.carrier = Some(Carrier::Telecom);
+    let dead = DeadLetter {
+        origin: "test:1".into(),
+        upstream_id: None,
+        payload: text.into(),
+        reason: "bad \"json\"".into(),
+        at: T0,
+    };
+    let r = s
+        .accept(&[m, m2], std::slice::from_ref(&dead))
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 2);
+    let mut c = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    c.sort_by_key(|d| d.id.0);
+    assert_eq!(c[0].upstream_id, id);
+    assert_eq!(c[0].text, text);
+    assert_eq!(c[0].carrier, None);
+    assert_eq!(c[1].carrier, Some(Carrier::Telecom));
+    let st = s.stats().await.unwrap();
+    assert_eq!(st.by_biz[""].messages, 1);
+    assert_eq!(st.by_biz["营销 \"biz\""].messages, 1);
+    let d = s.dead_letters(10).await.unwrap();
+    assert_eq!(d, [dead]);
+    // through bind and settle (provider id, link and stat are JSON too)
+    let pid = ProviderMsgId::new("pid\"\\😀");
+    let evs = s
+        .bind_many(
+            &[Bind {
+                seg: SegmentRef {
+                    message: c[0].id,
+                    part: 1,
+                },
+                link: "链路 \"a\"".into(),
+                provider_id: pid.clone(),
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].link.as_deref(), Some("链路 \"a\""));
+    let rep = Report {
+        provider_id: pid,
+        stat: "UN\"DEL\\".into(),
+        delivered: false,
+        link: None,
+        received_at: T0.plus(Duration::from_secs(1)),
+    };
+    let out = s.settle_many(std::slice::from_ref(&rep)).await.unwrap();
+    let Settle::Settled {
+        event: Some(ev), ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(ev.code.as_deref(), Some("UN\"DEL\\"));
+    // NULL link in the report keeps the submit's
+    assert_eq!(ev.link.as_deref(), Some("链路 \"a\""));
+    let h = s.history(id).await.unwrap();
+    assert_eq!(states(&h), ["accepted", "submitted", "failed"]);
+    assert!(h.iter().all(|e| e.id == id));
+    // parked reports with a NULL link, out and back
+    let parked = Report {
+        provider_id: ProviderMsgId::new("q\"😀"),
+        stat: "DELIVRD".into(),
+        delivered: true,
+        link: None,
+        received_at: T0,
+    };
+    s.park_many(&[(parked.clone(), T0)]).await.unwrap();
+    let back = s
+        .take_parked_many(&[ProviderMsgId::new("q\"😀"), ProviderMsgId::new("none")])
+        .await
+        .unwrap();
+    assert_eq!(back, [parked]);
+}
+both!(json_text, json_round_trip);
+
+/// SQLite keeps NUL characters through the JSON parameter (the bundled
+/// SQLite; 3.40's `->>` cut the text at the NUL). PostgreSQL text cannot
+/// hold NUL at all, bound directly or through JSON.
+#[tokio::test]
+async fn sqlite_json_keeps_nul() {
+    let db = sqlite().await;
+    let s = &db.store;
+    let r = s
+        .accept(&[new_msg("u\0x", "13800138000", "a\0b")], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted.len(), 1);
+    let c = s.claim_due(T0, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        (c[0].upstream_id.as_str(), c[0].text.as_str()),
+        ("u\0x", "a\0b")
+    );
+}

@@ -9,7 +9,13 @@
 //!   portable SQL with `$N` placeholders (SQLite and PostgreSQL both take
 //!   them). The dialect points a MySQL backend would need to change are
 //!   `ON CONFLICT .. DO NOTHING` and `RETURNING` in [`SqlStore::accept`] and
-//!   [`SqlStore::enqueue`], and `$N` → `?`.
+//!   [`SqlStore::enqueue`], `$N` → `?`, and the JSON row source below.
+//! * Batch statements (the hot path: accept, bind, settle, park) take the
+//!   whole batch as ONE bound parameter, a JSON array of arrays read as rows
+//!   by `json_each` (SQLite) / `jsonb_array_elements` (PostgreSQL), so their
+//!   SQL text never depends on the batch size (prepared once per connection,
+//!   then cached), the statement count per call is constant, and sqlx-sqlite
+//!   resolves one parameter name instead of hundreds.
 //! * Times are `BIGINT` Unix milliseconds; flags are `SMALLINT`.
 //! * Every state change writes the message row and its `events` row in one
 //!   transaction; [`MessageStore::accept`] takes a whole batch per transaction.
@@ -126,6 +132,13 @@ impl SqlStore {
         })?;
         let pool = match backend {
             Backend::Sqlite => {
+                // One connection: SQLite has one write lock anyway, and with
+                // several connections the losers wait in SQLite's busy
+                // handler, which sleeps in millisecond steps; sqlx queues
+                // `acquire` fairly and wakes the next caller at once
+                // (benches/store.rs, 4 concurrent callers: ~85 ms per 1,000
+                // messages with 1 connection vs ~110-145 ms with 4). The busy
+                // timeout stays for other processes on the same file.
                 AnyPoolOptions::new()
                     .max_connections(1)
                     .after_connect(|conn, _meta| {
@@ -344,7 +357,7 @@ impl SqlStore {
             return Ok(None);
         }
         let ev = changed_event(&row, to, now)?;
-        insert_events(tx, &[(id, &ev, now)]).await?;
+        insert_events(tx, self.backend, &[(id, &ev, now)]).await?;
         Ok(Some(ev))
     }
 
@@ -359,80 +372,198 @@ impl SqlStore {
     }
 }
 
-/// `$a, $b, ...` groups: `rows` tuples of `cols` placeholders from `$first`.
-fn placeholders(rows: usize, cols: usize, first: usize) -> String {
-    placeholders_with(rows, cols, first, |_| String::new())
-}
+/// Rows per batch statement. Each batch goes in as one bound JSON text, so
+/// the bind count is constant; this only bounds the size of that parameter.
+const JSON_CHUNK: usize = 10_000;
 
-/// Like [`placeholders`], with `tail(base)` appended inside each tuple, where
-/// `$base + 1` is the row's first placeholder (constants, repeated binds).
-fn placeholders_with(
-    rows: usize,
-    cols: usize,
-    first: usize,
-    tail: impl Fn(usize) -> String,
-) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        let base = first - 1 + r * cols;
-        for c in 1..=cols {
-            if c > 1 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "${}", base + c);
-        }
-        out.push_str(&tail(base));
-        out.push(')');
+/// The row source of the batch statements: the elements of the JSON array
+/// of arrays bound as `$1`, each as `j.value`, its columns read with
+/// `CAST(j.value ->> N AS type)` (JSON null → SQL NULL on both backends).
+/// This `FROM` item is the only dialect difference of those statements.
+fn json_rows(backend: Backend) -> &'static str {
+    match backend {
+        // `->>` needs SQLite >= 3.38 (the bundled one is 3.54). `jsonb_each`
+        // (3.45) would skip rendering each row array as text for `->>` to
+        // parse again, but measured no faster in benches/store.rs.
+        Backend::Sqlite => "json_each($1) AS j",
+        Backend::Postgres => "jsonb_array_elements(CAST($1 AS jsonb)) AS j(value)",
     }
-    out
 }
 
-/// `$first, $first+1, ...` for an `IN (...)` list of `n`.
-fn in_list(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A batch as the one JSON parameter of a batch statement: an array of
+/// arrays (tuples serialize as arrays, `None` as null).
+fn json<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Backend(format!("batch to json: {e}")))
 }
 
-/// `VALUES` groups for [`MessageStore::accept`]: ten binds per row, then
-/// `'accepted'`, `due_at` and `updated_at` from the row's `accepted_at`.
-fn placeholders_accept(rows: usize) -> String {
-    placeholders_with(rows, 10, 1, |b| {
-        format!(", 'accepted', ${}, ${}", b + 9, b + 9)
-    })
+/// Declares [`Stmts`]: SQL texts with `{rows}` for [`json_rows`] and
+/// `{lock}` for the claim's row lock, built once per backend, so each text
+/// is the same on every call (prepared once per connection, then cached).
+macro_rules! stmts {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        struct Stmts {
+            $($(#[$doc])* $name: String,)*
+        }
+
+        impl Stmts {
+            fn new(backend: Backend) -> Stmts {
+                let lock = match backend {
+                    Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+                    Backend::Sqlite => "",
+                };
+                let fill = |sql: &str| {
+                    sql.replace("{rows}", json_rows(backend))
+                        .replace("{lock}", lock)
+                        .replace("{cols}", MESSAGE_COLS)
+                };
+                Stmts { $($name: fill($sql),)* }
+            }
+        }
+    };
 }
 
-/// `VALUES` groups for parked reports: six binds per row, then `'parked'`.
-fn placeholders_parked(rows: usize) -> String {
-    placeholders_with(rows, 6, 1, |_| ", 'parked'".to_owned())
+// `WHERE true` before `ON CONFLICT`: SQLite would otherwise parse the
+// `ON` as a join constraint of the `FROM`.
+stmts! {
+    /// `[upstream_id, to, text, priority, biz, channel, carrier, segments,
+    /// accepted_at, expire_at, due_at, attempts, last_reason]` per row.
+    accept_messages = "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, \
+        segments, accepted_at, expire_at, due_at, attempts, last_reason, state, updated_at) \
+        SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
+        CAST(j.value ->> 3 AS SMALLINT), CAST(j.value ->> 4 AS TEXT), CAST(j.value ->> 5 AS TEXT), \
+        CAST(j.value ->> 6 AS TEXT), CAST(j.value ->> 7 AS INTEGER), CAST(j.value ->> 8 AS BIGINT), \
+        CAST(j.value ->> 9 AS BIGINT), CAST(j.value ->> 10 AS BIGINT), CAST(j.value ->> 11 AS INTEGER), \
+        CAST(j.value ->> 12 AS TEXT), 'accepted', CAST(j.value ->> 8 AS BIGINT) \
+        FROM {rows} WHERE true \
+        ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id, upstream_id, recipient";
+    /// `[message_id, part]` per row.
+    insert_segments = "INSERT INTO segments (message_id, part) \
+        SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS INTEGER) FROM {rows}";
+    /// `[message_id, upstream_id, to, state, code, segments, link, at,
+    /// possible_duplicate]` per row.
+    insert_events = "INSERT INTO events (message_id, upstream_id, recipient, state, code, segments, link, \
+        at, possible_duplicate) \
+        SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
+        CAST(j.value ->> 3 AS TEXT), CAST(j.value ->> 4 AS TEXT), CAST(j.value ->> 5 AS INTEGER), \
+        CAST(j.value ->> 6 AS TEXT), CAST(j.value ->> 7 AS BIGINT), CAST(j.value ->> 8 AS SMALLINT) \
+        FROM {rows}";
+    /// `[origin, upstream_id, payload, reason, at]` per row.
+    insert_dead = "INSERT INTO dead_letters (origin, upstream_id, payload, reason, at) \
+        SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
+        CAST(j.value ->> 3 AS TEXT), CAST(j.value ->> 4 AS BIGINT) FROM {rows}";
+    /// `$1` lease end, `$2` now, `$3` [`IN_FLIGHT`], `$4` limit. One
+    /// set-based statement: the claimed rows come back as updated (attempts
+    /// counted, possible_duplicate set when the previous attempt's fate is
+    /// unknown, i.e. `last_reason` was still in flight). `state = 'accepted'`
+    /// is literal so the partial index `messages_due` applies. The pick is
+    /// a MATERIALIZED CTE, evaluated once: as an `IN (subquery)` PostgreSQL
+    /// may plan a nested-loop semi join that re-runs the `LIMIT .. FOR
+    /// UPDATE SKIP LOCKED` subquery per row, which then skips the rows this
+    /// very statement just updated and picks more (over the limit).
+    claim_due = "WITH pick AS MATERIALIZED (SELECT id FROM messages WHERE state = 'accepted' AND due_at <= $2 \
+        ORDER BY priority, due_at LIMIT $4{lock}) \
+        UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $3, \
+        possible_duplicate = CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END \
+        WHERE id IN (SELECT id FROM pick) AND state = 'accepted' AND due_at <= $2 \
+        RETURNING {cols}";
+    /// `[provider_id, message_id, part, link]` per row, `$2` now.
+    bind_submits = "INSERT INTO submits (provider_id, message_id, part, link, submitted_at) \
+        SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS BIGINT), CAST(j.value ->> 2 AS INTEGER), \
+        CAST(j.value ->> 3 AS TEXT), $2 FROM {rows}";
+    /// The same rows as `bind_submits`, `$2` now.
+    bind_segments = "UPDATE segments SET submitted_at = $2 \
+        FROM (SELECT CAST(j.value ->> 1 AS BIGINT) AS message_id, CAST(j.value ->> 2 AS INTEGER) AS part \
+        FROM {rows}) AS v \
+        WHERE segments.message_id = v.message_id AND segments.part = v.part";
+    /// `[message_id, link]` per row, `$2` now: accepted → submitted once
+    /// every part is bound.
+    bind_messages = "UPDATE messages SET state = 'submitted', link = v.link, updated_at = $2 \
+        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS link FROM {rows}) AS v \
+        WHERE messages.id = v.id AND messages.state = 'accepted' AND NOT EXISTS \
+        (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL) \
+        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
+        messages.segments AS segments, messages.code AS code, messages.link AS link, \
+        messages.possible_duplicate AS possible_duplicate";
+    /// `[provider_id]` per row.
+    settle_submits = "SELECT provider_id, message_id, part, submitted_at FROM submits \
+        WHERE provider_id IN (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows})";
+    /// `[message_id, part, stat, delivered, reported_at]` per row.
+    settle_segments = "UPDATE segments SET stat = v.stat, delivered = v.delivered, reported_at = v.reported_at \
+        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS message_id, CAST(j.value ->> 1 AS INTEGER) AS part, \
+        CAST(j.value ->> 2 AS TEXT) AS stat, CAST(j.value ->> 3 AS SMALLINT) AS delivered, \
+        CAST(j.value ->> 4 AS BIGINT) AS reported_at FROM {rows}) AS v \
+        WHERE segments.message_id = v.message_id AND segments.part = v.part \
+        AND segments.reported_at IS NULL RETURNING segments.message_id AS message_id, segments.part AS part";
+    /// `[message_id, code, link, at]` per row (one per message).
+    settle_failed = "UPDATE messages SET state = 'failed', code = COALESCE(v.code, messages.code), \
+        link = COALESCE(v.link, messages.link), updated_at = v.at \
+        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
+        CAST(j.value ->> 2 AS TEXT) AS link, CAST(j.value ->> 3 AS BIGINT) AS at FROM {rows}) AS v \
+        WHERE messages.id = v.id AND messages.state NOT IN ('delivered', 'failed', 'expired') \
+        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
+        messages.segments AS segments, messages.code AS code, messages.link AS link, \
+        messages.possible_duplicate AS possible_duplicate";
+    /// `[message_id, code, at]` per row (one per message): delivered once
+    /// every part is.
+    settle_delivered = "UPDATE messages SET state = 'delivered', code = v.code, updated_at = v.at \
+        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
+        CAST(j.value ->> 2 AS BIGINT) AS at FROM {rows}) AS v \
+        WHERE messages.id = v.id AND messages.state NOT IN ('delivered', 'failed', 'expired') \
+        AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
+        AND (s.delivered IS NULL OR s.delivered = 0)) \
+        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
+        messages.segments AS segments, messages.code AS code, messages.link AS link, \
+        messages.possible_duplicate AS possible_duplicate";
+    /// `[provider_id, stat, delivered, link, received_at, park_until]` per row.
+    park_reports = "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
+        SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS SMALLINT), \
+        CAST(j.value ->> 3 AS TEXT), CAST(j.value ->> 4 AS BIGINT), CAST(j.value ->> 5 AS BIGINT), 'parked' \
+        FROM {rows}";
+    /// `[provider_id]` per row.
+    take_parked = "DELETE FROM reports WHERE status = 'parked' AND provider_id IN \
+        (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows}) \
+        RETURNING id, provider_id, stat, delivered, link, received_at";
+}
+
+/// The statements of `backend`, built on first use.
+fn stmts(backend: Backend) -> &'static Stmts {
+    static SQLITE: std::sync::OnceLock<Stmts> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<Stmts> = std::sync::OnceLock::new();
+    match backend {
+        Backend::Sqlite => SQLITE.get_or_init(|| Stmts::new(backend)),
+        Backend::Postgres => POSTGRES.get_or_init(|| Stmts::new(backend)),
+    }
 }
 
 #[cfg(test)]
-mod placeholder_tests {
+mod stmt_tests {
+    use super::*;
+
     #[test]
-    fn groups_with_tails() {
-        assert_eq!(super::placeholders(2, 2, 3), "($3, $4), ($5, $6)");
+    fn statements_fill_the_row_source() {
+        for b in [Backend::Sqlite, Backend::Postgres] {
+            let s = stmts(b);
+            for sql in [&s.accept_messages, &s.settle_segments, &s.claim_due] {
+                assert!(!sql.contains('{'), "{sql}");
+            }
+            assert!(s.insert_events.contains(json_rows(b)));
+            // one text per backend: the same allocation every call
+            assert!(std::ptr::eq(s, stmts(b)));
+        }
+        assert!(stmts(Backend::Postgres).claim_due.contains("SKIP LOCKED"));
+        assert!(!stmts(Backend::Sqlite).claim_due.contains("SKIP LOCKED"));
+    }
+
+    #[test]
+    fn batches_are_arrays_of_arrays() {
+        let rows = vec![(1i64, "a\"b\\c 😀 长", None::<&str>), (2, "x", Some("y"))];
         assert_eq!(
-            super::placeholders_parked(2),
-            "($1, $2, $3, $4, $5, $6, 'parked'), ($7, $8, $9, $10, $11, $12, 'parked')"
+            json(&rows).unwrap(),
+            r#"[[1,"a\"b\\c 😀 长",null],[2,"x","y"]]"#
         );
-        assert_eq!(
-            super::placeholders_accept(2),
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $9, $9), \
-             ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'accepted', $19, $19)"
-        );
+        assert_eq!(json(&vec![("p",)]).unwrap(), r#"[["p"]]"#);
     }
 }
-
-/// Rows per multi-row statement (keeps bind counts far below both backends'
-/// limits; sqlx-sqlite looks each `$N` up by name, quadratic in the count).
-const CHUNK: usize = 64;
 
 /// The event of a state change from an `UPDATE .. RETURNING` row.
 fn changed_event(row: &AnyRow, to: MessageState, now: Timestamp) -> StoreResult<StatusEvent> {
@@ -448,32 +579,34 @@ fn changed_event(row: &AnyRow, to: MessageState, now: Timestamp) -> StoreResult<
     })
 }
 
-/// History rows, multi-row INSERTs.
+/// History rows: one statement per [`JSON_CHUNK`] rows.
 async fn insert_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     evs: &[(MessageId, &StatusEvent, Timestamp)],
 ) -> StoreResult<()> {
-    for chunk in evs.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO events (message_id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate) \
-             VALUES {}",
-            placeholders(chunk.len(), 9, 1)
-        );
-        // Audited: only generated placeholders are interpolated.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, ev, now) in chunk {
-            q = q
-                .bind(id.0)
-                .bind(ev.id.clone())
-                .bind(ev.to.clone())
-                .bind(ev.state.as_str())
-                .bind(ev.code.clone())
-                .bind(i64::from(ev.segments))
-                .bind(ev.link.clone())
-                .bind(now.0)
-                .bind(i64::from(ev.possible_duplicate));
-        }
-        q.execute(&mut **tx).await.db()?;
+    for chunk in evs.chunks(JSON_CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, ev, now)| {
+                (
+                    id.0,
+                    ev.id.as_str(),
+                    ev.to.as_str(),
+                    ev.state.as_str(),
+                    ev.code.as_deref(),
+                    i64::from(ev.segments),
+                    ev.link.as_deref(),
+                    now.0,
+                    i64::from(ev.possible_duplicate),
+                )
+            })
+            .collect();
+        sqlx::query(stmts(backend).insert_events.as_str())
+            .bind(json(&rows)?)
+            .execute(&mut **tx)
+            .await
+            .db()?;
     }
     Ok(())
 }
@@ -522,62 +655,77 @@ fn dispatchable_of(r: &AnyRow) -> StoreResult<Dispatchable> {
 
 impl MessageStore for SqlStore {
     async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
+        let st = stmts(self.backend);
         let mut out = AcceptResult::default();
         let mut tx = self.begin().await?;
-        for chunk in msgs.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, segments, \
-                 accepted_at, expire_at, state, due_at, updated_at) VALUES {} \
-                 ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id, upstream_id, recipient",
-                placeholders_accept(chunk.len())
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                q = q
-                    .bind(m.upstream_id.clone())
-                    .bind(m.to.clone())
-                    .bind(m.text.clone())
-                    .bind(m.priority.index() as i64)
-                    .bind(m.biz.clone())
-                    .bind(m.channel.as_str())
-                    .bind(m.carrier.map(Carrier::as_str))
-                    .bind(i64::from(m.segments))
-                    .bind(m.accepted_at.0)
-                    .bind(m.expire_at.0);
+        for chunk in msgs.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|m| {
+                    // pre-claimed: stored as `claim_due` leaves a claimed row
+                    let (due_at, attempts, last_reason) = match m.claimed_until {
+                        Some(until) => (until.0, 1i64, Some(IN_FLIGHT)),
+                        None => (m.accepted_at.0, 0, None),
+                    };
+                    (
+                        m.upstream_id.as_str(),
+                        m.to.as_str(),
+                        m.text.as_str(),
+                        m.priority.index() as i64,
+                        m.biz.as_deref(),
+                        m.channel.as_str(),
+                        m.carrier.map(Carrier::as_str),
+                        i64::from(m.segments),
+                        m.accepted_at.0,
+                        m.expire_at.0,
+                        due_at,
+                        attempts,
+                        last_reason,
+                    )
+                })
+                .collect();
+            let returned = sqlx::query(st.accept_messages.as_str())
+                .bind(json(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            // RETURNING order is unspecified: match rows by key. A repeat
+            // within the batch finds its key already taken by the first.
+            let mut first: std::collections::HashMap<(&str, &str), usize> =
+                std::collections::HashMap::with_capacity(chunk.len());
+            for (i, m) in chunk.iter().enumerate() {
+                first
+                    .entry((m.upstream_id.as_str(), m.to.as_str()))
+                    .or_insert(i);
             }
-            let rows = q.fetch_all(&mut *tx).await.db()?;
-            let mut ids: std::collections::HashMap<(String, String), MessageId> =
-                std::collections::HashMap::with_capacity(rows.len());
-            for r in &rows {
-                ids.insert(
-                    (get_str(r, "upstream_id")?, get_str(r, "recipient")?),
-                    MessageId(get_i64(r, "id")?),
-                );
+            let mut ids: Vec<Option<MessageId>> = vec![None; chunk.len()];
+            for r in &returned {
+                let (up, to) = (get_str(r, "upstream_id")?, get_str(r, "recipient")?);
+                let i = *first.get(&(up.as_str(), to.as_str())).ok_or_else(|| {
+                    StoreError::Backend(format!("accept returned an unknown row {up:?}"))
+                })?;
+                ids[i] = Some(MessageId(get_i64(r, "id")?));
             }
-            let mut new = Vec::with_capacity(rows.len());
-            for m in chunk {
-                // a repeat within the batch finds its key already taken
-                match ids.remove(&(m.upstream_id.clone(), m.to.clone())) {
+            let mut new = Vec::with_capacity(returned.len());
+            for (m, id) in chunk.iter().zip(ids) {
+                match id {
                     Some(id) => new.push((id, m)),
                     None => out.duplicates += 1,
                 }
+            }
+            if new.is_empty() {
+                continue;
             }
             let segs: Vec<(i64, i64)> = new
                 .iter()
                 .flat_map(|(id, m)| (1..=i64::from(m.segments.max(1))).map(move |p| (id.0, p)))
                 .collect();
-            for sc in segs.chunks(CHUNK) {
-                let sql = format!(
-                    "INSERT INTO segments (message_id, part) VALUES {}",
-                    placeholders(sc.len(), 2, 1)
-                );
-                // Audited: only generated placeholders are interpolated.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, p) in sc {
-                    q = q.bind(*id).bind(*p);
-                }
-                q.execute(&mut *tx).await.db()?;
+            for sc in segs.chunks(JSON_CHUNK) {
+                sqlx::query(st.insert_segments.as_str())
+                    .bind(json(&sc)?)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
             }
             let evs: Vec<(MessageId, StatusEvent, Timestamp)> = new
                 .iter()
@@ -600,22 +748,28 @@ impl MessageStore for SqlStore {
                 .collect();
             let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
                 evs.iter().map(|(i, e, t)| (*i, e, *t)).collect();
-            insert_events(&mut tx, &refs).await?;
+            insert_events(&mut tx, self.backend, &refs).await?;
             out.accepted
                 .extend(evs.into_iter().map(|(id, ev, _)| (id, ev)));
         }
-        for d in dead {
-            sqlx::query(
-                "INSERT INTO dead_letters (origin, upstream_id, payload, reason, at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&d.origin)
-            .bind(d.upstream_id.as_deref())
-            .bind(&d.payload)
-            .bind(&d.reason)
-            .bind(d.at.0)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        for chunk in dead.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|d| {
+                    (
+                        d.origin.as_str(),
+                        d.upstream_id.as_deref(),
+                        d.payload.as_str(),
+                        d.reason.as_str(),
+                        d.at.0,
+                    )
+                })
+                .collect();
+            sqlx::query(st.insert_dead.as_str())
+                .bind(json(&rows)?)
+                .execute(&mut *tx)
+                .await
+                .db()?;
         }
         tx.commit().await.db()?;
         Ok(out)
@@ -627,22 +781,7 @@ impl MessageStore for SqlStore {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<Dispatchable>> {
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        // One set-based statement: the claimed rows come back as updated
-        // (attempts counted, possible_duplicate set when the previous
-        // attempt's fate is unknown, i.e. `last_reason` was still in flight).
-        let sql = format!(
-            "UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $3, \
-             possible_duplicate = CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END \
-             WHERE id IN (SELECT id FROM messages WHERE state = 'accepted' AND due_at <= $2 \
-             ORDER BY priority, due_at LIMIT $4{lock}) AND state = 'accepted' AND due_at <= $2 \
-             RETURNING {MESSAGE_COLS}"
-        );
-        // Audited: only compile-time constants are interpolated.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(stmts(self.backend).claim_due.as_str())
             .bind(now.plus(lease).0)
             .bind(now.0)
             .bind(IN_FLIGHT)
@@ -784,9 +923,12 @@ impl MessageStore for SqlStore {
         limit: usize,
     ) -> StoreResult<Vec<MessageId>> {
         let grace = submitted_grace.as_millis().min(i64::MAX as u128) as i64;
+        // `state IN (..)` and `expire_at <= $1` ($2 <= $1) are implied by
+        // the rest: spelled out so the partial index `messages_expire` applies
         let rows = sqlx::query(
-            "SELECT id FROM messages WHERE (state = 'accepted' AND expire_at <= $1) \
-             OR (state = 'submitted' AND expire_at <= $2) ORDER BY expire_at LIMIT $3",
+            "SELECT id FROM messages WHERE state IN ('accepted', 'submitted') AND expire_at <= $1 \
+             AND ((state = 'accepted' AND expire_at <= $1) OR (state = 'submitted' AND expire_at <= $2)) \
+             ORDER BY expire_at LIMIT $3",
         )
         .bind(now.0)
         .bind(now.0.saturating_sub(grace))
@@ -802,7 +944,8 @@ impl MessageStore for SqlStore {
     async fn history(&self, upstream_id: &str) -> StoreResult<Vec<StatusEvent>> {
         let rows = sqlx::query(
             "SELECT upstream_id, recipient, state, code, segments, link, at, possible_duplicate \
-             FROM events WHERE upstream_id = $1 ORDER BY id",
+             FROM events WHERE message_id IN (SELECT id FROM messages WHERE upstream_id = $1) \
+             ORDER BY id",
         )
         .bind(upstream_id)
         .fetch_all(&self.pool)
@@ -996,83 +1139,66 @@ impl ReportStore for SqlStore {
         if binds.is_empty() {
             return Ok(Vec::new());
         }
+        let st = stmts(self.backend);
         let mut tx = self.begin().await?;
-        for chunk in binds.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO submits (provider_id, message_id, part, link, submitted_at) VALUES {}",
-                placeholders(chunk.len(), 5, 1)
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for b in chunk {
-                q = q
-                    .bind(b.provider_id.as_str().to_owned())
-                    .bind(b.seg.message.0)
-                    .bind(i64::from(b.seg.part))
-                    .bind(b.link.clone())
-                    .bind(now.0);
-            }
-            q.execute(&mut *tx).await.db()?;
-        }
-        for chunk in binds.chunks(CHUNK) {
-            let cond = (0..chunk.len())
-                .map(|i| format!("(message_id = ${} AND part = ${})", 2 + 2 * i, 3 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let sql = format!("UPDATE segments SET submitted_at = $1 WHERE {cond}");
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.0);
-            for b in chunk {
-                q = q.bind(b.seg.message.0).bind(i64::from(b.seg.part));
-            }
-            q.execute(&mut *tx).await.db()?;
+        for chunk in binds.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|b| {
+                    (
+                        b.provider_id.as_str(),
+                        b.seg.message.0,
+                        i64::from(b.seg.part),
+                        b.link.as_str(),
+                    )
+                })
+                .collect();
+            let rows = json(&rows)?;
+            sqlx::query(st.bind_submits.as_str())
+                .bind(rows.as_str())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            sqlx::query(st.bind_segments.as_str())
+                .bind(rows.as_str())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .db()?;
         }
         // messages whose every part is now bound go accepted → submitted,
         // on the link of their last bound part
-        let mut last_link: Vec<(MessageId, &str)> = Vec::new();
+        let mut last_link: Vec<(i64, &str)> = Vec::new();
         let mut pos: std::collections::HashMap<MessageId, usize> = std::collections::HashMap::new();
         for b in binds {
             match pos.get(&b.seg.message) {
                 Some(&i) => last_link[i].1 = &b.link,
                 None => {
                     pos.insert(b.seg.message, last_link.len());
-                    last_link.push((b.seg.message, &b.link));
+                    last_link.push((b.seg.message.0, &b.link));
                 }
             }
         }
-        let mut by_link: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
-        for (id, link) in &last_link {
-            by_link.entry(link).or_default().push(id.0);
-        }
         let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
-        for (link, ids) in by_link {
-            for chunk in ids.chunks(CHUNK) {
-                let sql = format!(
-                    "UPDATE messages SET state = 'submitted', link = $1, updated_at = $2 \
-                     WHERE id IN ({}) AND state = 'accepted' AND NOT EXISTS \
-                     (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL) \
-                     RETURNING id, upstream_id, recipient, segments, code, link, possible_duplicate",
-                    in_list(chunk.len(), 3)
-                );
-                // Audited: only generated placeholders are interpolated.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(link.to_owned())
-                    .bind(now.0);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                for r in q.fetch_all(&mut *tx).await.db()? {
-                    changed.push((
-                        MessageId(get_i64(&r, "id")?),
-                        changed_event(&r, MessageState::Submitted, now)?,
-                    ));
-                }
+        for chunk in last_link.chunks(JSON_CHUNK) {
+            let rows = sqlx::query(st.bind_messages.as_str())
+                .bind(json(&chunk)?)
+                .bind(now.0)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            for r in rows {
+                changed.push((
+                    MessageId(get_i64(&r, "id")?),
+                    changed_event(&r, MessageState::Submitted, now)?,
+                ));
             }
         }
         changed.sort_by_key(|(id, _)| pos[id]);
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             changed.iter().map(|(id, e)| (*id, e, now)).collect();
-        insert_events(&mut tx, &refs).await?;
+        insert_events(&mut tx, self.backend, &refs).await?;
         tx.commit().await.db()?;
         Ok(changed.into_iter().map(|(_, e)| e).collect())
     }
@@ -1081,22 +1207,19 @@ impl ReportStore for SqlStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        let st = stmts(self.backend);
         let mut tx = self.begin().await?;
         // provider id → latest submit
         let mut subs: std::collections::HashMap<String, (SegmentRef, i64)> =
             std::collections::HashMap::with_capacity(reports.len());
-        let pids: Vec<&str> = reports.iter().map(|r| r.provider_id.as_str()).collect();
-        for chunk in pids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT provider_id, message_id, part, submitted_at FROM submits WHERE provider_id IN ({})",
-                in_list(chunk.len(), 1)
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                q = q.bind(p.to_string());
-            }
-            for r in q.fetch_all(&mut *tx).await.db()? {
+        let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
+        for chunk in pids.chunks(JSON_CHUNK) {
+            let rows = sqlx::query(st.settle_submits.as_str())
+                .bind(json(&chunk)?)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            for r in rows {
                 let at = get_i64(&r, "submitted_at")?;
                 let seg = SegmentRef {
                     message: MessageId(get_i64(&r, "message_id")?),
@@ -1129,85 +1252,90 @@ impl ReportStore for SqlStore {
         let mut cands: Vec<(SegmentRef, usize)> = first.into_iter().collect();
         cands.sort_by_key(|(_, i)| *i);
         let mut applied: std::collections::HashSet<SegmentRef> = Default::default();
-        for chunk in cands.chunks(CHUNK) {
-            let sql = format!(
-                "UPDATE segments SET stat = v.column3, delivered = v.column4, reported_at = v.column5 \
-                 FROM (VALUES {}) AS v WHERE segments.message_id = v.column1 AND segments.part = v.column2 \
-                 AND segments.reported_at IS NULL RETURNING segments.message_id, segments.part",
-                placeholders(chunk.len(), 5, 1)
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (seg, i) in chunk {
-                let r = &reports[*i];
-                q = q
-                    .bind(seg.message.0)
-                    .bind(i64::from(seg.part))
-                    .bind(r.stat.clone())
-                    .bind(i64::from(r.delivered))
-                    .bind(r.received_at.0);
-            }
-            for row in q.fetch_all(&mut *tx).await.db()? {
+        for chunk in cands.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(seg, i)| {
+                    let r = &reports[*i];
+                    (
+                        seg.message.0,
+                        i64::from(seg.part),
+                        r.stat.as_str(),
+                        i64::from(r.delivered),
+                        r.received_at.0,
+                    )
+                })
+                .collect();
+            let rows = sqlx::query(st.settle_segments.as_str())
+                .bind(json(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            for row in rows {
                 applied.insert(SegmentRef {
                     message: MessageId(get_i64(&row, "message_id")?),
                     part: get_i64(&row, "part")? as u16,
                 });
             }
         }
-        // state changes: failures one by one (rare), deliveries set-based
-        // (the last delivering report of a message names code and time)
-        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
+        // state changes, set-based: a failing report fails its message (the
+        // first one per message names code and link), then messages whose
+        // every part is delivered go delivered (the last delivering report
+        // of a message names code and time); a failed message stays failed
+        let mut failing: std::collections::BTreeMap<i64, usize> = Default::default();
         let mut delivering: std::collections::BTreeMap<i64, usize> = Default::default();
         for (seg, i) in &cands {
             if !applied.contains(seg) {
                 continue;
             }
-            let report = &reports[*i];
-            if report.delivered {
+            if reports[*i].delivered {
                 let e = delivering.entry(seg.message.0).or_insert(*i);
                 *e = (*e).max(*i);
-                continue;
+            } else {
+                let e = failing.entry(seg.message.0).or_insert(*i);
+                *e = (*e).min(*i);
             }
-            let row = sqlx::query(
-                "UPDATE messages SET state = 'failed', code = COALESCE($1, code), link = COALESCE($2, link), \
-                 updated_at = $3 WHERE id = $4 AND state NOT IN ('delivered', 'failed', 'expired') \
-                 RETURNING upstream_id, recipient, segments, code, link, possible_duplicate",
-            )
-            .bind(report.stat.as_str())
-            .bind(report.link.as_deref())
-            .bind(report.received_at.0)
-            .bind(seg.message.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-            if let Some(row) = row {
-                let ev = changed_event(&row, MessageState::Failed, report.received_at)?;
-                evs.push((*i, seg.message, ev, report.received_at));
+        }
+        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
+        let failing: Vec<(i64, usize)> = failing.into_iter().collect();
+        for chunk in failing.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, i)| {
+                    let r = &reports[*i];
+                    (*id, r.stat.as_str(), r.link.as_deref(), r.received_at.0)
+                })
+                .collect();
+            let rows = sqlx::query(st.settle_failed.as_str())
+                .bind(json(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
+            for row in rows {
+                let id = get_i64(&row, "id")?;
+                let i = idx[&id];
+                let at = reports[i].received_at;
+                let ev = changed_event(&row, MessageState::Failed, at)?;
+                evs.push((i, MessageId(id), ev, at));
             }
         }
         let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
-        for chunk in delivering.chunks(CHUNK) {
-            let sql = format!(
-                "UPDATE messages SET state = 'delivered', code = v.column2, updated_at = v.column3 \
-                 FROM (VALUES {}) AS v WHERE messages.id = v.column1 \
-                 AND messages.state NOT IN ('delivered', 'failed', 'expired') \
-                 AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
-                 AND (s.delivered IS NULL OR s.delivered = 0)) \
-                 RETURNING messages.id AS id, messages.upstream_id AS upstream_id, \
-                 messages.recipient AS recipient, messages.segments AS segments, messages.code AS code, \
-                 messages.link AS link, messages.possible_duplicate AS possible_duplicate",
-                placeholders(chunk.len(), 3, 1)
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, i) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(reports[*i].stat.clone())
-                    .bind(reports[*i].received_at.0);
-            }
+        for chunk in delivering.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, i)| {
+                    let r = &reports[*i];
+                    (*id, r.stat.as_str(), r.received_at.0)
+                })
+                .collect();
+            let rows = sqlx::query(st.settle_delivered.as_str())
+                .bind(json(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
             let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
-            for row in q.fetch_all(&mut *tx).await.db()? {
+            for row in rows {
                 let id = get_i64(&row, "id")?;
                 let i = idx[&id];
                 let at = reports[i].received_at;
@@ -1218,7 +1346,7 @@ impl ReportStore for SqlStore {
         evs.sort_by_key(|(i, ..)| *i);
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             evs.iter().map(|(_, id, e, t)| (*id, e, *t)).collect();
-        insert_events(&mut tx, &refs).await?;
+        insert_events(&mut tx, self.backend, &refs).await?;
         tx.commit().await.db()?;
         for (i, _, ev, _) in evs {
             if let Settle::Settled { event, .. } = &mut out[i] {
@@ -1229,42 +1357,39 @@ impl ReportStore for SqlStore {
     }
 
     async fn park_many(&self, reports: &[(Report, Timestamp)]) -> StoreResult<()> {
-        for chunk in reports.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
-                 VALUES {}",
-                placeholders_parked(chunk.len())
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (r, until) in chunk {
-                q = q
-                    .bind(r.provider_id.as_str().to_owned())
-                    .bind(r.stat.clone())
-                    .bind(i64::from(r.delivered))
-                    .bind(r.link.clone())
-                    .bind(r.received_at.0)
-                    .bind(until.0);
-            }
-            q.execute(&self.pool).await.db()?;
+        for chunk in reports.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(r, until)| {
+                    (
+                        r.provider_id.as_str(),
+                        r.stat.as_str(),
+                        i64::from(r.delivered),
+                        r.link.as_deref(),
+                        r.received_at.0,
+                        until.0,
+                    )
+                })
+                .collect();
+            sqlx::query(stmts(self.backend).park_reports.as_str())
+                .bind(json(&rows)?)
+                .execute(&self.pool)
+                .await
+                .db()?;
         }
         Ok(())
     }
 
     async fn take_parked_many(&self, provider_ids: &[ProviderMsgId]) -> StoreResult<Vec<Report>> {
         let mut rows = Vec::new();
-        for chunk in provider_ids.chunks(CHUNK) {
-            let sql = format!(
-                "DELETE FROM reports WHERE status = 'parked' AND provider_id IN ({}) \
-                 RETURNING id, provider_id, stat, delivered, link, received_at",
-                in_list(chunk.len(), 1)
-            );
-            // Audited: only generated placeholders are interpolated.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                q = q.bind(p.as_str().to_owned());
-            }
-            for r in q.fetch_all(&self.pool).await.db()? {
+        for chunk in provider_ids.chunks(JSON_CHUNK) {
+            let pids: Vec<(&str,)> = chunk.iter().map(|p| (p.as_str(),)).collect();
+            for r in sqlx::query(stmts(self.backend).take_parked.as_str())
+                .bind(json(&pids)?)
+                .fetch_all(&self.pool)
+                .await
+                .db()?
+            {
                 rows.push((get_i64(&r, "id")?, report_of(&r)?));
             }
         }
