@@ -3,7 +3,8 @@
 //! TCP to the in-test ISMG (reports before responses) → reports correlated →
 //! status events on the status topic, dead letters on theirs, `stats`.
 //!
-//! Sizes: 2,000 messages by default; `SMSGW_E2E_FULL=1` runs 10,000.
+//! Sizes: the main run sends 10,000 messages; the crash and broker-down
+//! runs 2,000 (`SMSGW_E2E_FULL=1` runs 10,000 there too).
 #![cfg(feature = "kafka")]
 
 mod common;
@@ -19,6 +20,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const MAIN_RUN: usize = 10_000;
 
 fn n_messages() -> usize {
     if std::env::var("SMSGW_E2E_FULL").is_ok_and(|v| v == "1") {
@@ -228,7 +231,7 @@ async fn wait_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_to_carrier_and_status_back() {
     let env = setup().await;
-    let n = n_messages();
+    let n = MAIN_RUN;
     let mut recs: Vec<String> = (0..n)
         .map(|i| {
             let prio = ["otp", "notify", "marketing"][i % 3];

@@ -83,6 +83,10 @@ struct Route {
     submitter: Submitter,
     /// Submit queue capacity; `ready` keeps room for a long message.
     capacity: usize,
+    /// `ready` while fewer than this many submits wait in the link's FIFO
+    /// queue: priority lives in the engine's lanes, so the queue stays
+    /// shallow and an otp message never waits behind a long FIFO.
+    ready_depth: usize,
     protocol: ProtocolKind,
     src_id: String,
     up: Arc<AtomicBool>,
@@ -142,6 +146,7 @@ impl CarrierChannel {
             cfg.queue_capacity =
                 (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
             let capacity = cfg.queue_capacity;
+            let ready_depth = (cfg.connections as usize * 4).max(8);
             cfg.events_capacity = 4096;
             let (handle, events) = Link::start(cfg).await?;
             let up = Arc::new(AtomicBool::new(false));
@@ -151,6 +156,7 @@ impl CarrierChannel {
                     submitter: handle.submitter(),
                     handle,
                     capacity,
+                    ready_depth,
                     protocol: l.protocol,
                     src_id: l.account.clone(),
                     up: up.clone(),
@@ -322,7 +328,9 @@ impl Channel for CarrierChannel {
 
     fn ready(&self, route: &str) -> bool {
         self.routes.get(route).is_some_and(|r| {
-            r.up.load(Ordering::SeqCst) && r.handle.queued() + HEADROOM <= r.capacity
+            r.up.load(Ordering::SeqCst)
+                && r.handle.queued() + HEADROOM <= r.capacity
+                && r.handle.queued() < r.ready_depth
         })
     }
 

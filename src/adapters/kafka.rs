@@ -91,6 +91,9 @@ impl KafkaSource {
             .set("max.poll.interval.ms", ms(s.max_poll_interval))
             .set("heartbeat.interval.ms", ms(s.heartbeat_interval))
             .set("enable.partition.eof", "false")
+            // prefetch bounded (librdkafka's default is 64 MB per partition):
+            // the backlog waits in the broker, not in our memory
+            .set("queued.max.messages.kbytes", "8192")
             .create()?;
         consumer.subscribe(&[&s.input_topic])?;
         Ok(KafkaSource {

@@ -31,25 +31,12 @@ pub struct Ingested {
     pub ready: Vec<Dispatchable>,
 }
 
-/// Accept some messages already claimed, so they skip the store's claim
-/// round trip: every otp message, and others while `budget` (the room the
-/// dispatcher's lanes have) lasts. Each pre-claimed message takes one unit
-/// of `budget`.
-#[derive(Debug)]
-pub struct PreClaim<'a> {
+/// otp messages are accepted already claimed, so they skip the store's
+/// claim round trip and go to the dispatcher at once (otp volume is small;
+/// the bulk goes through claims, which respect the lanes' room).
+#[derive(Debug, Clone, Copy)]
+pub struct PreClaim {
     pub lease: Duration,
-    pub budget: &'a std::sync::atomic::AtomicUsize,
-}
-
-impl PreClaim<'_> {
-    fn take(&self, p: Priority) -> bool {
-        use std::sync::atomic::Ordering;
-        let got = self
-            .budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-            .is_ok();
-        got || p == Priority::Otp
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +58,7 @@ impl Ingest {
         store: &S,
         sink: &K,
         now: Option<Timestamp>,
-        preclaim: Option<PreClaim<'_>>,
+        preclaim: Option<PreClaim>,
     ) -> Result<Ingested, IngestError>
     where
         Src: MessageSource,
@@ -91,15 +78,7 @@ impl Ingest {
             dead.extend(v.dead);
         }
         if let Some(pc) = &preclaim {
-            // otp first: it is pre-claimed whatever the budget
             for m in msgs.iter_mut().filter(|m| m.priority == Priority::Otp) {
-                pc.take(m.priority);
-                m.claimed_until = Some(now.plus(pc.lease));
-            }
-            for m in msgs.iter_mut().filter(|m| m.priority != Priority::Otp) {
-                if !pc.take(m.priority) {
-                    break;
-                }
                 m.claimed_until = Some(now.plus(pc.lease));
             }
         }

@@ -126,10 +126,23 @@ struct Shared {
     due: AtomicBool,
     inflight: Inflight,
     routes: Mutex<Vec<(String, bool)>>,
-    /// Lane room ingest may fill with pre-claimed messages.
-    budget: std::sync::atomic::AtomicUsize,
-    /// Pre-claimed messages from ingest, for the dispatcher's lanes.
-    ready: Mutex<Vec<Dispatchable>>,
+    /// Wakes the claimer.
+    claim_wake: Notify,
+    /// Claimed messages on their way into the dispatcher's lanes.
+    feed: Mutex<Feed>,
+}
+
+/// Claimed messages not in a lane yet, and the lane room claims may still
+/// take. One lock keeps the accounting exact: the dispatcher grants room as
+/// (free lane room − `ready` − `reserved`), the claimer reserves before it
+/// claims and releases when it delivers, so claims never overflow a lane.
+#[derive(Debug, Default)]
+struct Feed {
+    ready: Vec<Dispatchable>,
+    /// Room taken by a claim in progress.
+    reserved: usize,
+    /// Room the claimer may take.
+    room: usize,
 }
 
 impl Shared {
@@ -175,8 +188,8 @@ where
         due: AtomicBool::new(true),
         inflight: Inflight::default(),
         routes: Mutex::new(Vec::new()),
-        budget: std::sync::atomic::AtomicUsize::new(0),
-        ready: Mutex::new(Vec::new()),
+        claim_wake: Notify::new(),
+        feed: Mutex::new(Feed::default()),
     });
     let correlator = Correlator::new(cfg.park_ttl);
 
@@ -207,6 +220,7 @@ where
             correlator,
             cfg.sender.clone(),
         );
+        let claimer = tokio::spawn(claimer_task(store.clone(), shared.clone(), cfg.clone()));
         let recorder = tokio::spawn(recorder_task(
             sender.outcomes(),
             events,
@@ -215,6 +229,20 @@ where
         ));
         result = dispatcher(&mut sender, channel.as_ref(), &*sink, &shared, &cfg).await;
         shared.stop.store(true, Ordering::SeqCst);
+        shared.claim_wake.notify_one();
+        match claimer.await {
+            Ok(r) => result = result.and(r),
+            Err(e) => tracing::error!(error = %e, "claimer task failed"),
+        }
+        // claimed but not queued yet: into the lanes, so they are given back below
+        let left: Vec<Dispatchable> =
+            std::mem::take(&mut shared.feed.lock().expect("poisoned").ready);
+        let mut f = super::dispatch::Fill::default();
+        for d in left {
+            if let Err(e) = sender.queue(d, Timestamp::now(), &mut f).await {
+                tracing::warn!(error = %e, "claim not given back; due again when its lease runs out");
+            }
+        }
         match sender.release_all(Timestamp::now()).await {
             Ok(n) => tracing::info!(released = n, "claims given back"),
             Err(e) => tracing::warn!(error = %e,
@@ -270,10 +298,7 @@ where
                 &store,
                 &*sink,
                 None,
-                preclaim_lease.map(|lease| PreClaim {
-                    lease,
-                    budget: &shared.budget,
-                }),
+                preclaim_lease.map(|lease| PreClaim { lease }),
             )
             .await
         {
@@ -293,9 +318,15 @@ where
                 source_down = false;
                 if g.accepted > g.ready.len() {
                     shared.due.store(true, Ordering::SeqCst);
+                    shared.claim_wake.notify_one();
                 }
                 if !g.ready.is_empty() {
-                    shared.ready.lock().expect("poisoned").append(&mut g.ready);
+                    shared
+                        .feed
+                        .lock()
+                        .expect("poisoned")
+                        .ready
+                        .append(&mut g.ready);
                 }
                 if g.accepted > 0 {
                     shared.wake.notify_one();
@@ -350,7 +381,7 @@ where
             Ok(rep) => {
                 if rep.resent > 0 {
                     shared.due.store(true, Ordering::SeqCst);
-                    shared.wake.notify_one();
+                    shared.claim_wake.notify_one();
                 }
                 let _ = sink.publish(&rep.events).await;
             }
@@ -459,10 +490,93 @@ where
     }
 }
 
-/// How often the dispatcher looks for due work without a hint (retries
+/// How often the claimer looks for due work without a hint (retries
 /// scheduled for later, leases run out).
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 
+/// Claims due messages from the store into the dispatcher's ready queue,
+/// within the lane room the dispatcher grants (`claim_room`). Kept apart
+/// from the dispatcher so dispatch never waits on the store.
+async fn claimer_task<S>(store: S, shared: Arc<Shared>, cfg: RunConfig) -> StoreResult<()>
+where
+    S: MessageStore,
+{
+    let claim_min = (cfg.sender.claim_batch / 4).max(1);
+    let mut more_due = true;
+    let mut store_down = false;
+    while !shared.stopped() {
+        let hinted = shared.due.swap(false, Ordering::SeqCst);
+        let want = {
+            let mut f = shared.feed.lock().expect("poisoned");
+            if f.room >= claim_min || (hinted && f.room > 0) {
+                let want = cfg.sender.claim_batch.min(f.room);
+                f.room -= want;
+                f.reserved += want;
+                want
+            } else {
+                0
+            }
+        };
+        if want > 0 {
+            let t0 = Instant::now();
+            let res = store
+                .claim_due(Timestamp::now(), want, cfg.sender.lease)
+                .await;
+            let mut f = shared.feed.lock().expect("poisoned");
+            f.reserved -= want;
+            match res {
+                Ok(claimed) => {
+                    tracing::debug!(
+                        claimed = claimed.len(),
+                        want,
+                        ms = t0.elapsed().as_secs_f64() * 1e3,
+                        "claim"
+                    );
+                    more_due = claimed.len() >= want;
+                    // what the claim did not use goes back
+                    f.room += want - claimed.len().min(want);
+                    if !claimed.is_empty() {
+                        f.ready.extend(claimed);
+                        shared.wake.notify_one();
+                    }
+                    if store_down {
+                        tracing::info!("store back (claim)");
+                        store_down = false;
+                    }
+                }
+                Err(e) if transient(&e) => {
+                    f.room += want;
+                    if !store_down {
+                        tracing::warn!(error = %e, "store unavailable (claim); queued messages keep going out");
+                        store_down = true;
+                    }
+                    more_due = false;
+                }
+                Err(e) => {
+                    shared.stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        } else if hinted {
+            // no room now: keep the hint for when there is
+            shared.due.store(true, Ordering::SeqCst);
+            more_due = true;
+        }
+        if more_due && shared.feed.lock().expect("poisoned").room >= claim_min {
+            continue;
+        }
+        let wait = if store_down {
+            CLAIM_EVERY * 2
+        } else {
+            CLAIM_EVERY
+        };
+        let _ = tokio::time::timeout(wait, shared.claim_wake.notified()).await;
+    }
+    Ok(())
+}
+
+/// Lanes → channel. Awaits the store only for the rare give-back (no route,
+/// lane full, route down) and for expiring what ran out of validity.
 async fn dispatcher<S, K>(
     sender: &mut Sender<S>,
     ch: &dyn Channel,
@@ -477,9 +591,6 @@ where
     let links = sender.links();
     let window = cfg.window_total.max(1);
     let bulk_window = window.saturating_sub(cfg.otp_reserve).max(1);
-    let claim_min = (cfg.sender.claim_batch / 4).max(1);
-    let mut next_claim = Instant::now();
-    let mut more_due = false;
     let mut store_down = false;
     macro_rules! soft {
         ($e:expr, $what:literal) => {
@@ -505,47 +616,20 @@ where
             std::mem::take(&mut *shared.routes.lock().expect("poisoned"));
         for (route, up) in changes {
             soft!(sender.on_route_state(&route, up, now).await, "route state");
-            more_due |= up;
+            if up {
+                shared.due.store(true, Ordering::SeqCst);
+                shared.claim_wake.notify_one();
+            }
         }
-        // pre-claimed by ingest: straight into the lanes
-        let ready: Vec<Dispatchable> = std::mem::take(&mut *shared.ready.lock().expect("poisoned"));
+        // pre-claimed by ingest, claimed by the claimer: into the lanes
+        let ready: Vec<Dispatchable> =
+            std::mem::take(&mut shared.feed.lock().expect("poisoned").ready);
         if !ready.is_empty() {
             let mut f = super::dispatch::Fill::default();
             for d in ready {
                 soft!(sender.queue(d, now, &mut f).await, "queue");
             }
             let _ = sink.publish(&f.events).await;
-        }
-        // claims and ingest share the lanes' room: half each
-        shared.budget.store(0, Ordering::SeqCst);
-        let room = sender.lane_room() / 2;
-        let hinted = shared.due.swap(false, Ordering::SeqCst);
-        let can = room >= claim_min || (hinted && room > 0);
-        if can && (hinted || more_due || Instant::now() >= next_claim) {
-            let want = cfg.sender.claim_batch.min(room);
-            let t0 = Instant::now();
-            if let Some(f) = soft!(sender.fill_at_most(now, want).await, "claim") {
-                tracing::debug!(
-                    claimed = f.claimed,
-                    want,
-                    ms = t0.elapsed().as_secs_f64() * 1e3,
-                    in_flight = shared.inflight.len(),
-                    "claim"
-                );
-                more_due = f.claimed >= want;
-                let _ = sink.publish(&f.events).await;
-            } else {
-                more_due = false;
-            }
-            next_claim = Instant::now()
-                + if store_down {
-                    CLAIM_EVERY * 2
-                } else {
-                    CLAIM_EVERY
-                };
-        } else if hinted {
-            // no room now: keep the hint for when there is
-            shared.due.store(true, Ordering::SeqCst);
         }
 
         let mut blocked = false;
@@ -572,22 +656,25 @@ where
                 }
             }
         }
-        shared
-            .budget
-            .store(sender.lane_room() / 2, Ordering::SeqCst);
+        // the room claims may take: free lane room less what is on its way
+        let free = sender.lane_room();
+        {
+            let mut f = shared.feed.lock().expect("poisoned");
+            let room = free.saturating_sub(f.ready.len() + f.reserved);
+            if room > f.room {
+                shared.claim_wake.notify_one();
+            }
+            f.room = room;
+        }
         let wait = if store_down {
             Duration::from_millis(20)
         } else if blocked {
             // a link's queue is full: it drains at the carrier's pace
-            Duration::from_millis(2)
-        } else if more_due && sender.lane_room() >= claim_min {
-            Duration::ZERO
+            Duration::from_millis(1)
         } else {
             Duration::from_millis(50)
         };
-        if !wait.is_zero() {
-            let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
-        }
+        let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
     }
     Ok(())
 }
