@@ -16,6 +16,13 @@
 //!   SQL text never depends on the batch size (prepared once per connection,
 //!   then cached), the statement count per call is constant, and sqlx-sqlite
 //!   resolves one parameter name instead of hundreds.
+//! * Hot-path statements (accept, claim, bind, settle) return ONE row: their
+//!   result rows as one JSON text (`json_group_array` / `json_agg`, see
+//!   [`agg`]) parsed by serde_json, since sqlx moves and converts every
+//!   result row separately (~10 µs a row on SQLite). PostgreSQL wraps
+//!   `.. RETURNING` in a CTE; SQLite, which takes no DML in a CTE, first
+//!   SELECTs what the DML will return, then runs the DML on those rows, in
+//!   one `BEGIN IMMEDIATE` transaction.
 //! * Times are `BIGINT` Unix milliseconds; flags are `SMALLINT`.
 //! * Every state change writes the message row and its `events` row in one
 //!   transaction; [`MessageStore::accept`] takes a whole batch per transaction.
@@ -361,6 +368,49 @@ impl SqlStore {
         Ok(Some(ev))
     }
 
+    /// Runs a `messages` UPDATE made by [`returning`] whose only parameter
+    /// is the batch `rows` (message id `id_of(row)`, one row per message) and
+    /// returns the [`Changed`] rows of the messages it changed. SQLite:
+    /// `pre` computes them, then `dml` runs on just their rows.
+    async fn changed_rows<R: serde::Serialize>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        pre: &'static str,
+        dml: &'static str,
+        rows: &[R],
+        id_of: impl Fn(&R) -> i64,
+    ) -> StoreResult<Vec<Changed>> {
+        match self.backend {
+            Backend::Postgres => json_result(
+                &sqlx::query(dml)
+                    .bind(json(&rows)?)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .db()?,
+            ),
+            Backend::Sqlite => {
+                let changed: Vec<Changed> = json_result(
+                    &sqlx::query(pre)
+                        .bind(json(&rows)?)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .db()?,
+                )?;
+                if !changed.is_empty() {
+                    let hit: std::collections::HashSet<i64> = changed.iter().map(|c| c.0).collect();
+                    let apply: Vec<&R> = rows.iter().filter(|r| hit.contains(&id_of(r))).collect();
+                    let res = sqlx::query(dml)
+                        .bind(json(&apply)?)
+                        .execute(&mut **tx)
+                        .await
+                        .db()?;
+                    check_applied("update messages", &res, changed.len())?;
+                }
+                Ok(changed)
+            }
+        }
+    }
+
     /// On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`): a
     /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
     /// instead of waiting when another connection wrote in between.
@@ -400,42 +450,117 @@ fn json<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
 /// `{lock}` for the claim's row lock, built once per backend, so each text
 /// is the same on every call (prepared once per connection, then cached).
 macro_rules! stmts {
-    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+    ($b:ident; $($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
         struct Stmts {
             $($(#[$doc])* $name: String,)*
         }
 
         impl Stmts {
-            fn new(backend: Backend) -> Stmts {
-                let lock = match backend {
+            fn new($b: Backend) -> Stmts {
+                let lock = match $b {
                     Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                     Backend::Sqlite => "",
                 };
                 let fill = |sql: &str| {
-                    sql.replace("{rows}", json_rows(backend))
+                    sql.replace("{rows}", json_rows($b))
                         .replace("{lock}", lock)
                         .replace("{cols}", MESSAGE_COLS)
                 };
-                Stmts { $($name: fill($sql),)* }
+                Stmts { $($name: fill(&$sql),)* }
             }
         }
     };
 }
 
+/// One row of one TEXT column: the `cols` of every row of `from` (a `FROM`
+/// item, possibly with `WHERE ..`) as a JSON array of arrays, `[]` for no
+/// rows. Hot-path statements return their result this way: sqlx hands each
+/// result row from the SQLite worker thread to the caller separately and
+/// converts it to an `AnyRow` (~10 µs a row); one JSON text is one row.
+fn agg(b: Backend, cols: &str, from: &str) -> String {
+    match b {
+        Backend::Sqlite => format!("SELECT json_group_array(json_array({cols})) FROM {from}"),
+        // json_agg of no rows is NULL; json → TEXT for the Any driver
+        Backend::Postgres => format!(
+            "SELECT CAST(COALESCE(json_agg(json_build_array({cols})), '[]') AS TEXT) FROM {from}"
+        ),
+    }
+}
+
+/// `dml .. RETURNING ret` with its rows aggregated by [`agg`] (`cols`: the
+/// names of `ret`'s columns) on PostgreSQL, one statement; on SQLite, which
+/// takes no DML in a CTE, `dml` alone: there a `*_pre` SELECT computes the
+/// rows the DML will change, with the values `RETURNING` would give, and
+/// the DML then runs on just those rows (see [`SqlStore::begin`]).
+fn returning(b: Backend, dml: &str, ret: &str, cols: &str) -> String {
+    match b {
+        Backend::Sqlite => dml.to_owned(),
+        Backend::Postgres => format!("WITH u AS ({dml} RETURNING {ret}) {}", agg(b, cols, "u")),
+    }
+}
+
+/// `sql` on SQLite only (the `*_pre` and apply statements); empty on
+/// PostgreSQL, which never runs it.
+fn sqlite_only(b: Backend, sql: impl Into<String>) -> String {
+    match b {
+        Backend::Sqlite => sql.into(),
+        Backend::Postgres => String::new(),
+    }
+}
+
+const ACCEPT_INSERT: &str = "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, \
+    segments, accepted_at, expire_at, due_at, attempts, last_reason, state, updated_at) \
+    SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
+    CAST(j.value ->> 3 AS SMALLINT), CAST(j.value ->> 4 AS TEXT), CAST(j.value ->> 5 AS TEXT), \
+    CAST(j.value ->> 6 AS TEXT), CAST(j.value ->> 7 AS INTEGER), CAST(j.value ->> 8 AS BIGINT), \
+    CAST(j.value ->> 9 AS BIGINT), CAST(j.value ->> 10 AS BIGINT), CAST(j.value ->> 11 AS INTEGER), \
+    CAST(j.value ->> 12 AS TEXT), 'accepted', CAST(j.value ->> 8 AS BIGINT) \
+    FROM {rows} WHERE true \
+    ON CONFLICT (upstream_id, recipient) DO NOTHING";
+
+/// The columns `UPDATE messages .. RETURNING` gives for a state change's
+/// event ([`Changed`]).
+const CHANGED_RET: &str = "messages.id AS id, messages.upstream_id AS upstream_id, \
+    messages.recipient AS recipient, messages.segments AS segments, messages.code AS code, \
+    messages.link AS link, messages.possible_duplicate AS possible_duplicate";
+const CHANGED_COLS: &str = "id, upstream_id, recipient, segments, code, link, possible_duplicate";
+
+const BIND_MESSAGES: &str = "UPDATE messages SET state = 'submitted', link = v.link, updated_at = $2 \
+    FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS link FROM {rows}) AS v \
+    WHERE messages.id = v.id AND messages.state = 'accepted' AND NOT EXISTS \
+    (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL)";
+
+const SETTLE_SEGMENTS_V: &str = "(SELECT CAST(j.value ->> 0 AS BIGINT) AS message_id, \
+    CAST(j.value ->> 1 AS INTEGER) AS part, CAST(j.value ->> 2 AS TEXT) AS stat, \
+    CAST(j.value ->> 3 AS SMALLINT) AS delivered, CAST(j.value ->> 4 AS BIGINT) AS reported_at \
+    FROM {rows}) AS v";
+const SETTLE_FAILED_V: &str =
+    "(SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
+    CAST(j.value ->> 2 AS TEXT) AS link, CAST(j.value ->> 3 AS BIGINT) AS at FROM {rows}) AS v";
+const SETTLE_DELIVERED_V: &str =
+    "(SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
+    CAST(j.value ->> 2 AS BIGINT) AS at FROM {rows}) AS v";
+/// Messages a delivering report can finish: not final, every part delivered.
+const ALL_DELIVERED: &str = "messages.state NOT IN ('delivered', 'failed', 'expired') \
+    AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
+    AND (s.delivered IS NULL OR s.delivered = 0))";
+
 // `WHERE true` before `ON CONFLICT`: SQLite would otherwise parse the
 // `ON` as a join constraint of the `FROM`.
+//
+// Statements whose rows the caller reads return ONE row (see [`agg`]).
 stmts! {
+    b;
     /// `[upstream_id, to, text, priority, biz, channel, carrier, segments,
     /// accepted_at, expire_at, due_at, attempts, last_reason]` per row.
-    accept_messages = "INSERT INTO messages (upstream_id, recipient, body, priority, biz, channel, carrier, \
-        segments, accepted_at, expire_at, due_at, attempts, last_reason, state, updated_at) \
-        SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
-        CAST(j.value ->> 3 AS SMALLINT), CAST(j.value ->> 4 AS TEXT), CAST(j.value ->> 5 AS TEXT), \
-        CAST(j.value ->> 6 AS TEXT), CAST(j.value ->> 7 AS INTEGER), CAST(j.value ->> 8 AS BIGINT), \
-        CAST(j.value ->> 9 AS BIGINT), CAST(j.value ->> 10 AS BIGINT), CAST(j.value ->> 11 AS INTEGER), \
-        CAST(j.value ->> 12 AS TEXT), 'accepted', CAST(j.value ->> 8 AS BIGINT) \
-        FROM {rows} WHERE true \
-        ON CONFLICT (upstream_id, recipient) DO NOTHING RETURNING id, upstream_id, recipient";
+    /// PostgreSQL: the inserted `[id, upstream_id, recipient]`s; SQLite:
+    /// nothing (see `accepted_since`).
+    accept_messages = returning(b, ACCEPT_INSERT, "id, upstream_id, recipient", "id, upstream_id, recipient");
+    /// SQLite: the largest message id before an accept's insert.
+    max_message_id = sqlite_only(b, "SELECT COALESCE(MAX(id), 0) AS n FROM messages");
+    /// SQLite: `[id, upstream_id, recipient]` of the messages with an id
+    /// above `$1` (those `accept_messages` just inserted).
+    accepted_since = sqlite_only(b, agg(b, "id, upstream_id, recipient", "messages WHERE id > $1"));
     /// `[message_id, part]` per row.
     insert_segments = "INSERT INTO segments (message_id, part) \
         SELECT CAST(j.value ->> 0 AS BIGINT), CAST(j.value ->> 1 AS INTEGER) FROM {rows}";
@@ -451,21 +576,43 @@ stmts! {
     insert_dead = "INSERT INTO dead_letters (origin, upstream_id, payload, reason, at) \
         SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS TEXT), \
         CAST(j.value ->> 3 AS TEXT), CAST(j.value ->> 4 AS BIGINT) FROM {rows}";
-    /// `$1` lease end, `$2` now, `$3` [`IN_FLIGHT`], `$4` limit. One
-    /// set-based statement: the claimed rows come back as updated (attempts
-    /// counted, possible_duplicate set when the previous attempt's fate is
-    /// unknown, i.e. `last_reason` was still in flight). `state = 'accepted'`
-    /// is literal so the partial index `messages_due` applies. The pick is
-    /// a MATERIALIZED CTE, evaluated once: as an `IN (subquery)` PostgreSQL
-    /// may plan a nested-loop semi join that re-runs the `LIMIT .. FOR
-    /// UPDATE SKIP LOCKED` subquery per row, which then skips the rows this
-    /// very statement just updated and picks more (over the limit).
-    claim_due = "WITH pick AS MATERIALIZED (SELECT id FROM messages WHERE state = 'accepted' AND due_at <= $2 \
-        ORDER BY priority, due_at LIMIT $4{lock}) \
-        UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $3, \
-        possible_duplicate = CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END \
-        WHERE id IN (SELECT id FROM pick) AND state = 'accepted' AND due_at <= $2 \
-        RETURNING {cols}";
+    /// `$1` lease end, `$2` now, `$3` [`IN_FLIGHT`], `$4` limit; the
+    /// claimed rows ({cols}) as updated (attempts counted, possible_duplicate
+    /// set when the previous attempt's fate is unknown, i.e. `last_reason`
+    /// was still in flight). `state = 'accepted'` is literal so the partial
+    /// index `messages_due` applies.
+    ///
+    /// PostgreSQL: one set-based statement. The pick is a MATERIALIZED
+    /// CTE, evaluated once: as an `IN (subquery)` PostgreSQL may plan a
+    /// nested-loop semi join that re-runs the `LIMIT .. FOR UPDATE SKIP
+    /// LOCKED` subquery per row, which then skips the rows this very
+    /// statement just updated and picks more (over the limit).
+    ///
+    /// SQLite: the pick with the values the update gives ($1 unused);
+    /// `claim_apply` then updates those ids.
+    claim_due = match b {
+        Backend::Postgres => format!(
+            "WITH pick AS MATERIALIZED (SELECT id FROM messages WHERE state = 'accepted' AND due_at <= $2 \
+            ORDER BY priority, due_at LIMIT $4{{lock}}), \
+            u AS (UPDATE messages SET due_at = $1, attempts = attempts + 1, updated_at = $2, last_reason = $3, \
+            possible_duplicate = CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END \
+            WHERE id IN (SELECT id FROM pick) AND state = 'accepted' AND due_at <= $2 \
+            RETURNING {{cols}}) {}",
+            agg(b, MESSAGE_COLS, "u")
+        ),
+        Backend::Sqlite => agg(
+            b,
+            "id, upstream_id, recipient, body, priority, channel, carrier, segments, attempts + 1, \
+            expire_at, CASE WHEN last_reason = $3 THEN 1 ELSE possible_duplicate END, $3, accepted_at",
+            "(SELECT * FROM messages WHERE state = 'accepted' AND due_at <= $2 \
+            ORDER BY priority, due_at LIMIT $4) AS t",
+        ),
+    };
+    /// SQLite: `[id]` per row (what `claim_due` picked), `$2` lease end,
+    /// `$3` now, `$4` [`IN_FLIGHT`]: the claim's update.
+    claim_apply = sqlite_only(b, "UPDATE messages SET due_at = $2, attempts = attempts + 1, updated_at = $3, \
+        last_reason = $4, possible_duplicate = CASE WHEN last_reason = $4 THEN 1 ELSE possible_duplicate END \
+        WHERE id IN (SELECT CAST(j.value ->> 0 AS BIGINT) FROM {rows}) AND state = 'accepted' AND due_at <= $3");
     /// `[provider_id, message_id, part, link]` per row, `$2` now.
     bind_submits = "INSERT INTO submits (provider_id, message_id, part, link, submitted_at) \
         SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS BIGINT), CAST(j.value ->> 2 AS INTEGER), \
@@ -476,44 +623,77 @@ stmts! {
         FROM {rows}) AS v \
         WHERE segments.message_id = v.message_id AND segments.part = v.part";
     /// `[message_id, link]` per row, `$2` now: accepted → submitted once
-    /// every part is bound.
-    bind_messages = "UPDATE messages SET state = 'submitted', link = v.link, updated_at = $2 \
-        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS link FROM {rows}) AS v \
-        WHERE messages.id = v.id AND messages.state = 'accepted' AND NOT EXISTS \
-        (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL) \
-        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
-        messages.segments AS segments, messages.code AS code, messages.link AS link, \
-        messages.possible_duplicate AS possible_duplicate";
-    /// `[provider_id]` per row.
-    settle_submits = "SELECT provider_id, message_id, part, submitted_at FROM submits \
-        WHERE provider_id IN (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows})";
+    /// every part is bound. PostgreSQL: the changed rows as [`Changed`].
+    bind_messages = returning(b, BIND_MESSAGES, CHANGED_RET, CHANGED_COLS);
+    /// SQLite: `[message_id, link]` per row: the [`Changed`] rows
+    /// `bind_messages` will change.
+    bind_messages_pre = sqlite_only(b, agg(
+        b,
+        "messages.id, messages.upstream_id, messages.recipient, messages.segments, messages.code, \
+        v.link, messages.possible_duplicate",
+        "messages JOIN (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS link \
+        FROM {rows}) AS v ON messages.id = v.id WHERE messages.state = 'accepted' AND NOT EXISTS \
+        (SELECT 1 FROM segments s WHERE s.message_id = messages.id AND s.submitted_at IS NULL)",
+    ));
+    /// `[provider_id]` per row: `[provider_id, message_id, part,
+    /// submitted_at]` per submit.
+    settle_submits = agg(
+        b,
+        "provider_id, message_id, part, submitted_at",
+        "submits WHERE provider_id IN (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows})",
+    );
     /// `[message_id, part, stat, delivered, reported_at]` per row.
-    settle_segments = "UPDATE segments SET stat = v.stat, delivered = v.delivered, reported_at = v.reported_at \
-        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS message_id, CAST(j.value ->> 1 AS INTEGER) AS part, \
-        CAST(j.value ->> 2 AS TEXT) AS stat, CAST(j.value ->> 3 AS SMALLINT) AS delivered, \
-        CAST(j.value ->> 4 AS BIGINT) AS reported_at FROM {rows}) AS v \
-        WHERE segments.message_id = v.message_id AND segments.part = v.part \
-        AND segments.reported_at IS NULL RETURNING segments.message_id AS message_id, segments.part AS part";
+    /// PostgreSQL: `[message_id, part]` of the segments it reported.
+    settle_segments = returning(
+        b,
+        &format!("UPDATE segments SET stat = v.stat, delivered = v.delivered, reported_at = v.reported_at \
+            FROM {SETTLE_SEGMENTS_V} WHERE segments.message_id = v.message_id AND segments.part = v.part \
+            AND segments.reported_at IS NULL"),
+        "segments.message_id AS message_id, segments.part AS part",
+        "message_id, part",
+    );
+    /// SQLite: the `[message_id, part]`s `settle_segments` will report.
+    settle_segments_pre = sqlite_only(b, agg(
+        b,
+        "segments.message_id, segments.part",
+        &format!("segments JOIN {SETTLE_SEGMENTS_V} ON segments.message_id = v.message_id \
+            AND segments.part = v.part WHERE segments.reported_at IS NULL"),
+    ));
     /// `[message_id, code, link, at]` per row (one per message).
-    settle_failed = "UPDATE messages SET state = 'failed', code = COALESCE(v.code, messages.code), \
-        link = COALESCE(v.link, messages.link), updated_at = v.at \
-        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
-        CAST(j.value ->> 2 AS TEXT) AS link, CAST(j.value ->> 3 AS BIGINT) AS at FROM {rows}) AS v \
-        WHERE messages.id = v.id AND messages.state NOT IN ('delivered', 'failed', 'expired') \
-        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
-        messages.segments AS segments, messages.code AS code, messages.link AS link, \
-        messages.possible_duplicate AS possible_duplicate";
+    /// PostgreSQL: the changed rows as [`Changed`].
+    settle_failed = returning(
+        b,
+        &format!("UPDATE messages SET state = 'failed', code = COALESCE(v.code, messages.code), \
+            link = COALESCE(v.link, messages.link), updated_at = v.at \
+            FROM {SETTLE_FAILED_V} \
+            WHERE messages.id = v.id AND messages.state NOT IN ('delivered', 'failed', 'expired')"),
+        CHANGED_RET,
+        CHANGED_COLS,
+    );
+    /// SQLite: the [`Changed`] rows `settle_failed` will change.
+    settle_failed_pre = sqlite_only(b, agg(
+        b,
+        "messages.id, messages.upstream_id, messages.recipient, messages.segments, \
+        COALESCE(v.code, messages.code), COALESCE(v.link, messages.link), messages.possible_duplicate",
+        &format!("messages JOIN {SETTLE_FAILED_V} ON messages.id = v.id \
+            WHERE messages.state NOT IN ('delivered', 'failed', 'expired')"),
+    ));
     /// `[message_id, code, at]` per row (one per message): delivered once
-    /// every part is.
-    settle_delivered = "UPDATE messages SET state = 'delivered', code = v.code, updated_at = v.at \
-        FROM (SELECT CAST(j.value ->> 0 AS BIGINT) AS id, CAST(j.value ->> 1 AS TEXT) AS code, \
-        CAST(j.value ->> 2 AS BIGINT) AS at FROM {rows}) AS v \
-        WHERE messages.id = v.id AND messages.state NOT IN ('delivered', 'failed', 'expired') \
-        AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.message_id = messages.id \
-        AND (s.delivered IS NULL OR s.delivered = 0)) \
-        RETURNING messages.id AS id, messages.upstream_id AS upstream_id, messages.recipient AS recipient, \
-        messages.segments AS segments, messages.code AS code, messages.link AS link, \
-        messages.possible_duplicate AS possible_duplicate";
+    /// every part is. PostgreSQL: the changed rows as [`Changed`].
+    settle_delivered = returning(
+        b,
+        &format!("UPDATE messages SET state = 'delivered', code = v.code, updated_at = v.at \
+            FROM {SETTLE_DELIVERED_V} WHERE messages.id = v.id AND {ALL_DELIVERED}"),
+        CHANGED_RET,
+        CHANGED_COLS,
+    );
+    /// SQLite: the [`Changed`] rows `settle_delivered` will change.
+    settle_delivered_pre = sqlite_only(b, agg(
+        b,
+        "messages.id, messages.upstream_id, messages.recipient, messages.segments, v.code, \
+        messages.link, messages.possible_duplicate",
+        &format!("messages JOIN {SETTLE_DELIVERED_V} ON messages.id = v.id WHERE {ALL_DELIVERED}"),
+    ));
     /// `[provider_id, stat, delivered, link, received_at, park_until]` per row.
     park_reports = "INSERT INTO reports (provider_id, stat, delivered, link, received_at, park_until, status) \
         SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS SMALLINT), \
@@ -579,6 +759,105 @@ fn changed_event(row: &AnyRow, to: MessageState, now: Timestamp) -> StoreResult<
     })
 }
 
+/// The rows of an [`agg`] statement, from its one row's JSON text (read
+/// as a borrowed `&str`: no copy out of the row).
+fn json_result<T: serde::de::DeserializeOwned>(row: &AnyRow) -> StoreResult<Vec<T>> {
+    let text = row.try_get::<&str, _>(0).db()?;
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("result json: {e}")))
+}
+
+/// `[id, upstream_id, recipient, segments, code, link, possible_duplicate]`
+/// of a message whose state changed: [`CHANGED_COLS`] after the change.
+type Changed = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The event of a state change from a [`Changed`] row.
+fn changed_of(c: Changed, to: MessageState, now: Timestamp) -> (MessageId, StatusEvent) {
+    let (id, upstream_id, recipient, segments, code, link, possible_duplicate) = c;
+    (
+        MessageId(id),
+        StatusEvent {
+            id: upstream_id,
+            to: recipient,
+            state: to,
+            code,
+            segments: segments as u16,
+            link,
+            at: now.to_rfc3339(),
+            possible_duplicate: possible_duplicate != 0,
+        },
+    )
+}
+
+/// A claimed row: [`MESSAGE_COLS`] after the claim.
+type Claimed = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
+
+fn dispatchable_of_claimed(c: Claimed) -> StoreResult<Dispatchable> {
+    let (
+        id,
+        upstream_id,
+        to,
+        text,
+        priority,
+        channel,
+        carrier,
+        segments,
+        attempts,
+        expire_at,
+        possible_duplicate,
+        _last_reason,
+        accepted_at,
+    ) = c;
+    Ok(Dispatchable {
+        id: MessageId(id),
+        upstream_id,
+        to,
+        text,
+        priority: priority_of(priority),
+        channel: parse(&channel, "channel")?,
+        carrier: carrier.map(|c| parse(&c, "carrier")).transpose()?,
+        segments: segments as u16,
+        attempts: attempts as u32,
+        expire_at: Timestamp(expire_at),
+        possible_duplicate: possible_duplicate != 0,
+        accepted_at: Timestamp(accepted_at),
+    })
+}
+
+/// An SQLite apply statement must change exactly the rows its `*_pre`
+/// SELECT computed (same transaction, write lock held); anything else is a
+/// bug, and returning an error rolls the transaction back.
+fn check_applied(what: &str, res: &sqlx::any::AnyQueryResult, expected: usize) -> StoreResult<()> {
+    if res.rows_affected() != expected as u64 {
+        return Err(StoreError::Backend(format!(
+            "{what}: changed {} rows, expected {expected}",
+            res.rows_affected()
+        )));
+    }
+    Ok(())
+}
+
 /// History rows: one statement per [`JSON_CHUNK`] rows.
 async fn insert_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -634,25 +913,6 @@ fn report_of(r: &AnyRow) -> StoreResult<Report> {
     })
 }
 
-fn dispatchable_of(r: &AnyRow) -> StoreResult<Dispatchable> {
-    Ok(Dispatchable {
-        id: MessageId(get_i64(r, "id")?),
-        upstream_id: get_str(r, "upstream_id")?,
-        to: get_str(r, "recipient")?,
-        text: get_str(r, "body")?,
-        priority: priority_of(get_i64(r, "priority")?),
-        channel: parse(&get_str(r, "channel")?, "channel")?,
-        carrier: get_opt_str(r, "carrier")?
-            .map(|c| parse(&c, "carrier"))
-            .transpose()?,
-        segments: get_i64(r, "segments")? as u16,
-        attempts: get_i64(r, "attempts")? as u32,
-        expire_at: Timestamp(get_i64(r, "expire_at")?),
-        possible_duplicate: get_i64(r, "possible_duplicate")? != 0,
-        accepted_at: Timestamp(get_i64(r, "accepted_at")?),
-    })
-}
-
 impl MessageStore for SqlStore {
     async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
         let st = stmts(self.backend);
@@ -684,11 +944,56 @@ impl MessageStore for SqlStore {
                     )
                 })
                 .collect();
-            let returned = sqlx::query(st.accept_messages.as_str())
-                .bind(json(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
+            let returned: Vec<(i64, String, String)> = match self.backend {
+                Backend::Postgres => json_result(
+                    &sqlx::query(st.accept_messages.as_str())
+                        .bind(json(&rows)?)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?,
+                )?,
+                // The inserted rows are exactly those with an id above the
+                // largest before the INSERT: `messages.id` is INTEGER
+                // PRIMARY KEY AUTOINCREMENT, whose new rowids are "at least
+                // one larger than the largest ROWID that has ever before
+                // existed in that same table" (sqlite.org/autoinc.html), so
+                // every inserted id is > `before`; this store never inserts
+                // explicit ids; and no other row can appear in between: the
+                // transaction took the write lock at BEGIN IMMEDIATE, and
+                // the pool's one connection runs only this transaction.
+                // (No assumption that the ids are consecutive or in batch order.)
+                Backend::Sqlite => {
+                    let before = sqlx::query(st.max_message_id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?;
+                    let before = get_i64(&before, "n")?;
+                    let res = sqlx::query(st.accept_messages.as_str())
+                        .bind(json(&rows)?)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    if res.rows_affected() == 0 {
+                        Vec::new()
+                    } else {
+                        let got: Vec<(i64, String, String)> = json_result(
+                            &sqlx::query(st.accepted_since.as_str())
+                                .bind(before)
+                                .fetch_one(&mut *tx)
+                                .await
+                                .db()?,
+                        )?;
+                        if got.len() as u64 != res.rows_affected() {
+                            return Err(StoreError::Backend(format!(
+                                "accept: inserted {} rows, found {}",
+                                res.rows_affected(),
+                                got.len()
+                            )));
+                        }
+                        got
+                    }
+                }
+            };
             // RETURNING order is unspecified: match rows by key. A repeat
             // within the batch finds its key already taken by the first.
             let mut first: std::collections::HashMap<(&str, &str), usize> =
@@ -699,12 +1004,11 @@ impl MessageStore for SqlStore {
                     .or_insert(i);
             }
             let mut ids: Vec<Option<MessageId>> = vec![None; chunk.len()];
-            for r in &returned {
-                let (up, to) = (get_str(r, "upstream_id")?, get_str(r, "recipient")?);
+            for (id, up, to) in &returned {
                 let i = *first.get(&(up.as_str(), to.as_str())).ok_or_else(|| {
                     StoreError::Backend(format!("accept returned an unknown row {up:?}"))
                 })?;
-                ids[i] = Some(MessageId(get_i64(r, "id")?));
+                ids[i] = Some(MessageId(*id));
             }
             let mut new = Vec::with_capacity(returned.len());
             for (m, id) in chunk.iter().zip(ids) {
@@ -781,17 +1085,38 @@ impl MessageStore for SqlStore {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<Dispatchable>> {
-        let rows = sqlx::query(stmts(self.backend).claim_due.as_str())
-            .bind(now.plus(lease).0)
+        let st = stmts(self.backend);
+        let until = now.plus(lease).0;
+        let query = sqlx::query(st.claim_due.as_str())
+            .bind(until)
             .bind(now.0)
             .bind(IN_FLIGHT)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .db()?;
+            .bind(limit as i64);
+        let rows: Vec<Claimed> = match self.backend {
+            Backend::Postgres => json_result(&query.fetch_one(&self.pool).await.db()?)?,
+            // pick (with the values the update gives), then update those ids
+            Backend::Sqlite => {
+                let mut tx = self.begin().await?;
+                let rows: Vec<Claimed> = json_result(&query.fetch_one(&mut *tx).await.db()?)?;
+                if !rows.is_empty() {
+                    let ids: Vec<(i64,)> = rows.iter().map(|r| (r.0,)).collect();
+                    let res = sqlx::query(st.claim_apply.as_str())
+                        .bind(json(&ids)?)
+                        .bind(until)
+                        .bind(now.0)
+                        .bind(IN_FLIGHT)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    check_applied("claim_due", &res, rows.len())?;
+                }
+                tx.commit().await.db()?;
+                rows
+            }
+        };
         let mut out = rows
-            .iter()
-            .map(dispatchable_of)
+            .into_iter()
+            .map(dispatchable_of_claimed)
             .collect::<StoreResult<Vec<_>>>()?;
         out.sort_by_key(|d| (d.priority.index(), d.id.0));
         Ok(out)
@@ -1182,18 +1507,41 @@ impl ReportStore for SqlStore {
         }
         let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
         for chunk in last_link.chunks(JSON_CHUNK) {
-            let rows = sqlx::query(st.bind_messages.as_str())
-                .bind(json(&chunk)?)
-                .bind(now.0)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-            for r in rows {
-                changed.push((
-                    MessageId(get_i64(&r, "id")?),
-                    changed_event(&r, MessageState::Submitted, now)?,
-                ));
-            }
+            let rows: Vec<Changed> = match self.backend {
+                Backend::Postgres => json_result(
+                    &sqlx::query(st.bind_messages.as_str())
+                        .bind(json(&chunk)?)
+                        .bind(now.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?,
+                )?,
+                Backend::Sqlite => {
+                    let rows: Vec<Changed> = json_result(
+                        &sqlx::query(st.bind_messages_pre.as_str())
+                            .bind(json(&chunk)?)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .db()?,
+                    )?;
+                    if !rows.is_empty() {
+                        let apply: Vec<(i64, Option<&str>)> =
+                            rows.iter().map(|r| (r.0, r.5.as_deref())).collect();
+                        let res = sqlx::query(st.bind_messages.as_str())
+                            .bind(json(&apply)?)
+                            .bind(now.0)
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                        check_applied("bind_many", &res, rows.len())?;
+                    }
+                    rows
+                }
+            };
+            changed.extend(
+                rows.into_iter()
+                    .map(|r| changed_of(r, MessageState::Submitted, now)),
+            );
         }
         changed.sort_by_key(|(id, _)| pos[id]);
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
@@ -1214,18 +1562,19 @@ impl ReportStore for SqlStore {
             std::collections::HashMap::with_capacity(reports.len());
         let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
         for chunk in pids.chunks(JSON_CHUNK) {
-            let rows = sqlx::query(st.settle_submits.as_str())
-                .bind(json(&chunk)?)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-            for r in rows {
-                let at = get_i64(&r, "submitted_at")?;
+            let rows: Vec<(String, i64, i64, i64)> = json_result(
+                &sqlx::query(st.settle_submits.as_str())
+                    .bind(json(&chunk)?)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?,
+            )?;
+            for (pid, message, part, at) in rows {
                 let seg = SegmentRef {
-                    message: MessageId(get_i64(&r, "message_id")?),
-                    part: get_i64(&r, "part")? as u16,
+                    message: MessageId(message),
+                    part: part as u16,
                 };
-                let e = subs.entry(get_str(&r, "provider_id")?).or_insert((seg, at));
+                let e = subs.entry(pid).or_insert((seg, at));
                 if at > e.1 {
                     *e = (seg, at);
                 }
@@ -1266,17 +1615,41 @@ impl ReportStore for SqlStore {
                     )
                 })
                 .collect();
-            let rows = sqlx::query(st.settle_segments.as_str())
-                .bind(json(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-            for row in rows {
-                applied.insert(SegmentRef {
-                    message: MessageId(get_i64(&row, "message_id")?),
-                    part: get_i64(&row, "part")? as u16,
-                });
-            }
+            let done: Vec<(i64, i64)> = match self.backend {
+                Backend::Postgres => json_result(
+                    &sqlx::query(st.settle_segments.as_str())
+                        .bind(json(&rows)?)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?,
+                )?,
+                Backend::Sqlite => {
+                    let done: Vec<(i64, i64)> = json_result(
+                        &sqlx::query(st.settle_segments_pre.as_str())
+                            .bind(json(&rows)?)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .db()?,
+                    )?;
+                    if !done.is_empty() {
+                        let hit: std::collections::HashSet<(i64, i64)> =
+                            done.iter().copied().collect();
+                        let apply: Vec<_> =
+                            rows.iter().filter(|r| hit.contains(&(r.0, r.1))).collect();
+                        let res = sqlx::query(st.settle_segments.as_str())
+                            .bind(json(&apply)?)
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                        check_applied("settle_many segments", &res, done.len())?;
+                    }
+                    done
+                }
+            };
+            applied.extend(done.into_iter().map(|(message, part)| SegmentRef {
+                message: MessageId(message),
+                part: part as u16,
+            }));
         }
         // state changes, set-based: a failing report fails its message (the
         // first one per message names code and link), then messages whose
@@ -1306,18 +1679,21 @@ impl ReportStore for SqlStore {
                     (*id, r.stat.as_str(), r.link.as_deref(), r.received_at.0)
                 })
                 .collect();
-            let rows = sqlx::query(st.settle_failed.as_str())
-                .bind(json(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
             let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
-            for row in rows {
-                let id = get_i64(&row, "id")?;
-                let i = idx[&id];
+            let changed = self
+                .changed_rows(
+                    &mut tx,
+                    &st.settle_failed_pre,
+                    &st.settle_failed,
+                    &rows,
+                    |r| r.0,
+                )
+                .await?;
+            for c in changed {
+                let i = idx[&c.0];
                 let at = reports[i].received_at;
-                let ev = changed_event(&row, MessageState::Failed, at)?;
-                evs.push((i, MessageId(id), ev, at));
+                let (id, ev) = changed_of(c, MessageState::Failed, at);
+                evs.push((i, id, ev, at));
             }
         }
         let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
@@ -1329,18 +1705,21 @@ impl ReportStore for SqlStore {
                     (*id, r.stat.as_str(), r.received_at.0)
                 })
                 .collect();
-            let rows = sqlx::query(st.settle_delivered.as_str())
-                .bind(json(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
             let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
-            for row in rows {
-                let id = get_i64(&row, "id")?;
-                let i = idx[&id];
+            let changed = self
+                .changed_rows(
+                    &mut tx,
+                    &st.settle_delivered_pre,
+                    &st.settle_delivered,
+                    &rows,
+                    |r| r.0,
+                )
+                .await?;
+            for c in changed {
+                let i = idx[&c.0];
                 let at = reports[i].received_at;
-                let ev = changed_event(&row, MessageState::Delivered, at)?;
-                evs.push((i, MessageId(id), ev, at));
+                let (id, ev) = changed_of(c, MessageState::Delivered, at);
+                evs.push((i, id, ev, at));
             }
         }
         evs.sort_by_key(|(i, ..)| *i);
