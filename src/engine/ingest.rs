@@ -97,6 +97,7 @@ impl Ingest {
             metrics::counter!(m::DUPLICATES).increment(res.duplicates);
         }
         let events: Vec<StatusEvent> = res.accepted.iter().map(|(_, e)| e.clone()).collect();
+        super::run::count_changes(&events);
         if let Err(e) = sink.publish(&events).await {
             tracing::warn!(error = %e, "publishing accepted events failed");
         }

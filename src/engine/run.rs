@@ -159,6 +159,29 @@ impl Shared {
     }
 }
 
+/// Publishes state changes (a sink failure is logged: the store keeps them
+/// and the outbox relay catches up) and counts them by state.
+pub(crate) async fn publish<K: StatusSink>(sink: &K, events: &[StatusEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    count_changes(events);
+    if let Err(e) = sink.publish(events).await {
+        tracing::warn!(error = %e, "publishing status events failed");
+    }
+}
+
+/// `smsgw_message_state_changes_total{state}`, one increment per state and batch.
+pub(crate) fn count_changes(events: &[StatusEvent]) {
+    let mut n: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for e in events {
+        *n.entry(e.state.as_str()).or_default() += 1;
+    }
+    for (state, k) in n {
+        metrics::counter!(m::STATE_CHANGES, "state" => state).increment(k);
+    }
+}
+
 fn transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(_))
 }
@@ -383,7 +406,7 @@ where
                     shared.due.store(true, Ordering::SeqCst);
                     shared.claim_wake.notify_one();
                 }
-                let _ = sink.publish(&rep.events).await;
+                publish(&*sink, &rep.events).await;
             }
             Err(e) if transient(&e) => {
                 tracing::warn!(error = %e, "store unavailable (sweep); retried at the next sweep");
@@ -468,7 +491,7 @@ where
                 shared.inflight.settle(&backlog);
                 backlog.clear();
                 shared.wake.notify_one();
-                let _ = sink.publish(&evs).await;
+                publish(&*sink, &evs).await;
             }
             Err(e) if transient(&e) => {
                 let since = *store_down.get_or_insert_with(|| {
@@ -629,7 +652,7 @@ where
             for d in ready {
                 soft!(sender.queue(d, now, &mut f).await, "queue");
             }
-            let _ = sink.publish(&f.events).await;
+            publish(sink, &f.events).await;
         }
 
         let mut blocked = false;
