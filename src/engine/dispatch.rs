@@ -125,6 +125,11 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         self.lanes.get(link).map_or(0, |l| l.len(p))
     }
 
+    /// Whether any link is up (claiming while none is only gives claims back).
+    pub fn any_up(&self) -> bool {
+        self.lanes.keys().any(|l| self.router.is_up(l))
+    }
+
     /// Messages queued for `link`, all priorities.
     pub fn backlog_total(&self, link: &str) -> usize {
         self.lanes.get(link).map_or(0, |l| l.total())

@@ -680,7 +680,12 @@ where
             }
         }
         // the room claims may take: free lane room less what is on its way
-        let free = sender.lane_room();
+        // no link up yet (start-up) or any more: claims would only be given back
+        let free = if sender.any_up() {
+            sender.lane_room()
+        } else {
+            0
+        };
         {
             let mut f = shared.feed.lock().expect("poisoned");
             let room = free.saturating_sub(f.ready.len() + f.reserved);
