@@ -7,6 +7,10 @@
 //! After every branch the window's events are drained and everything that is
 //! ready to go out is written with a single `write_all` of one buffer.
 //!
+//! A status report is not answered on receipt: its reply is encoded and
+//! handed out in the report's [`ReportAck`]; the consumer's `ack()` (after
+//! storing it) comes back over a channel that is one more `select!` branch.
+//!
 //! All protocol knowledge comes from the [`Dialect`]; all window logic from
 //! [`SendWindow`]. Nothing here panics; every submit pulled from the queue
 //! ends in exactly one result event.

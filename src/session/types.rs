@@ -366,7 +366,8 @@ pub enum LinkEvent {
     Unsent { token: u64 },
     /// The segment cannot be encoded for this protocol; resending won't help.
     Invalid { token: u64, reason: String },
-    /// A status report.
+    /// A status report; unanswered until `report.ack.ack()` (call it once
+    /// the report is stored — the carrier resends unanswered ones).
     Report(Report),
     /// A (reassembled) MO message.
     Mo(Mo),
