@@ -64,8 +64,7 @@ fn free_port() -> u16 {
 fn metric(port: u16, name: &str, labels: &[&str]) -> Option<f64> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.lines()
@@ -171,11 +170,8 @@ async fn otp_goes_out_ahead_of_100k_queued_marketing() {
     for i in 0..OTP {
         producer
             .send(
-                FutureRecord::<(), _>::to("in").payload(&record(
-                    &format!("otp{i}"),
-                    "13912345678",
-                    "otp",
-                )),
+                FutureRecord::<(), _>::to("in")
+                    .payload(&record(&format!("otp{i}"), "13912345678", "otp")),
                 Duration::from_secs(10),
             )
             .await
