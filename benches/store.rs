@@ -108,6 +108,7 @@ async fn bind_and_settle(s: &SqlStore, round: u64, claimed: &[Dispatchable]) {
             delivered: true,
             link: Some("m1".into()),
             received_at: T0.plus(Duration::from_secs(1)),
+            ack: None,
         })
         .collect();
     let settled = s.settle_many(&reports).await.unwrap();

@@ -11,6 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -377,6 +378,15 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
     .await;
     assert!(term(child).success());
     assert_eq!(s["messages"], n as u64, "none lost, none doubled: {s}");
+    // reports answered only once stored: the ones in flight at the kill
+    // came again on the new connection, and every report got its answer
+    eprintln!(
+        "reports sent {}, resent {}, answered {}",
+        env.seen.reports.load(Ordering::SeqCst),
+        env.seen.report_resends.load(Ordering::SeqCst),
+        env.seen.report_acks.load(Ordering::SeqCst)
+    );
+    assert_eq!(env.seen.unanswered(), 0, "every report answered");
 
     // real duplicates: at most what was in the window at the kill, each marked
     let dups = env.seen.duplicates();

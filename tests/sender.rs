@@ -93,6 +93,7 @@ fn report(pid: &str, delivered: bool, at: Timestamp) -> ChannelEvent {
         delivered,
         link: Some("m1".into()),
         received_at: at,
+        ack: None,
     })
 }
 

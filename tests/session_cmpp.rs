@@ -466,6 +466,56 @@ async fn login_refused_backs_off_without_hot_loop() {
     );
 }
 
+/// A report's DELIVER_RESP goes out only when the consumer acks it (after
+/// storing the report), once per report however often it is acked.
+#[tokio::test]
+async fn reports_are_answered_only_after_ack() {
+    let (addr, stats) = start_peer(PeerCfg {
+        reports: true,
+        ..Default::default()
+    })
+    .await;
+    let (link, mut rx) = Link::start(config(&addr)).await.unwrap();
+    submit_all(&link, 3).await;
+    let evs = collect(&mut rx, Duration::from_secs(5), |e| {
+        results(e).len() == 3
+            && e.iter()
+                .filter(|e| matches!(e, LinkEvent::Report(_)))
+                .count()
+                == 3
+    })
+    .await;
+    let acks: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            LinkEvent::Report(r) => Some(r.ack.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 3, "{evs:?}");
+    let answered = || stats.deliver_resp_results.lock().unwrap().len();
+    let settle = |want: usize| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while answered() < want && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // and nothing more follows
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answered()
+    };
+    assert_eq!(settle(0).await, 0, "no DELIVER_RESP before any ack");
+    assert!(acks[0].ack());
+    assert!(acks[1].ack());
+    assert!(!acks[1].clone().ack(), "a report is answered once");
+    assert_eq!(settle(2).await, 2, "one DELIVER_RESP per acked report");
+    assert!(acks[2].ack());
+    assert_eq!(settle(3).await, 3);
+    assert_eq!(*stats.deliver_resp_results.lock().unwrap(), vec![0, 0, 0]);
+    link.shutdown().await;
+    // the connection is gone: a late ack is dropped quietly
+    assert!(!acks[2].ack());
+}
+
 #[tokio::test]
 async fn heartbeats_both_directions() {
     let (addr, stats) = start_peer(PeerCfg {

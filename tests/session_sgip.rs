@@ -154,6 +154,36 @@ async fn sgip_submit_then_report_and_mo_on_the_sp_server() {
         ..Default::default()
     };
     send(&mut smg_conn, gen.next(ts), Pdu::Report(report)).await;
+    // The Report_Resp waits for the consumer's ack (after storing it).
+    let mut accepted = None;
+    let reported;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let ack = loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(LinkEvent::Accepted {
+                token: 7,
+                carrier_id,
+                ..
+            })) => accepted = Some(carrier_id),
+            Ok(Some(LinkEvent::Report(r))) => {
+                reported = Some((r.carrier_id, r.delivered));
+                break r.ack;
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("no report event"),
+        }
+    };
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            read_packet(&mut smg_conn, &mut rbuf)
+        )
+        .await
+        .is_err(),
+        "no Report_Resp before the ack"
+    );
+    assert!(ack.ack(), "the ack writes the answer");
+    assert!(!ack.clone().ack(), "only once");
     assert!(matches!(
         read_packet(&mut smg_conn, &mut rbuf).await.unwrap().pdu,
         Pdu::ReportResp(_)
@@ -175,11 +205,9 @@ async fn sgip_submit_then_report_and_mo_on_the_sp_server() {
         Pdu::UnbindResp
     ));
 
-    let mut accepted = None;
-    let mut reported = None;
     let mut mo_text = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while accepted.is_none() || reported.is_none() || mo_text.is_none() {
+    while accepted.is_none() || mo_text.is_none() {
         let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
             break;
         };
@@ -189,7 +217,6 @@ async fn sgip_submit_then_report_and_mo_on_the_sp_server() {
                 carrier_id,
                 ..
             } => accepted = Some(carrier_id),
-            LinkEvent::Report(r) => reported = Some((r.carrier_id, r.delivered)),
             LinkEvent::Mo(m) => mo_text = Some(m.content),
             _ => {}
         }

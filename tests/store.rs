@@ -194,6 +194,7 @@ async fn long_message_delivered_when_all_segments_are(s: &SqlStore) {
         delivered: true,
         link: Some("m2".into()),
         received_at: T0,
+        ack: None,
     };
     assert_eq!(c.on_report(s, &early).await.unwrap(), ReportOutcome::Parked);
     evs.extend(
@@ -257,6 +258,7 @@ async fn failed_report_fails_message(s: &SqlStore) {
         delivered: false,
         link: None,
         received_at: T0,
+        ack: None,
     };
     match c.on_report(s, &rep).await.unwrap() {
         ReportOutcome::Matched(Some(ev)) => {
@@ -276,6 +278,7 @@ async fn unmatched_reports_are_counted_and_kept(s: &SqlStore) {
         delivered: true,
         link: None,
         received_at: T0,
+        ack: None,
     };
     c.on_report(s, &rep).await.unwrap();
     let (_, n) = c
@@ -453,6 +456,7 @@ async fn batched_bind_and_settle(s: &SqlStore) {
         delivered: ok,
         link: Some("m2".into()),
         received_at: T0.plus(Duration::from_secs(1)),
+        ack: None,
     };
     // b's report beats its response: parked
     assert!(c
@@ -717,6 +721,7 @@ async fn json_round_trip(s: &SqlStore) {
         delivered: false,
         link: None,
         received_at: T0.plus(Duration::from_secs(1)),
+        ack: None,
     };
     let out = s.settle_many(std::slice::from_ref(&rep)).await.unwrap();
     let Settle::Settled {
@@ -738,6 +743,7 @@ async fn json_round_trip(s: &SqlStore) {
         delivered: true,
         link: None,
         received_at: T0,
+        ack: None,
     };
     s.park_many(&[(parked.clone(), T0)]).await.unwrap();
     let back = s

@@ -270,13 +270,20 @@ async fn forward(
                     route,
                 })
             }
-            LinkEvent::Report(r) => Some(ChannelEvent::Report(Report {
-                provider_id: ProviderMsgId::new(&r.carrier_id.to_hex()),
-                stat: r.stat,
-                delivered: r.delivered,
-                link: Some(route),
-                received_at: Timestamp::now(),
-            })),
+            LinkEvent::Report(r) => {
+                // The carrier gets its answer once the engine stored it.
+                let ack = r.ack;
+                Some(ChannelEvent::Report(Report {
+                    provider_id: ProviderMsgId::new(&r.carrier_id.to_hex()),
+                    stat: r.stat,
+                    delivered: r.delivered,
+                    link: Some(route),
+                    received_at: Timestamp::now(),
+                    ack: Some(Ack::new(move || {
+                        ack.ack();
+                    })),
+                }))
+            }
             LinkEvent::Mo(mo) => Some(ChannelEvent::Inbound {
                 from: mo.src.clone(),
                 to: mo.dest.clone(),

@@ -910,6 +910,7 @@ fn report_of(r: &AnyRow) -> StoreResult<Report> {
         delivered: get_i64(r, "delivered")? != 0,
         link: get_opt_str(r, "link")?,
         received_at: Timestamp(get_i64(r, "received_at")?),
+        ack: None,
     })
 }
 

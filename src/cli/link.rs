@@ -203,6 +203,10 @@ async fn test_link(
             match ev {
                 LinkEvent::Up { .. } => return Ok(started.elapsed()),
                 LinkEvent::Down { reason, .. } => return Err(reason.to_string()),
+                // Nothing is stored here: answer the carrier right away.
+                LinkEvent::Report(r) => {
+                    r.ack.ack();
+                }
                 _ => {}
             }
         }
@@ -211,7 +215,13 @@ async fn test_link(
     .await;
     let shutdown = handle.shutdown();
     // Keep draining events so the shutdown can finish.
-    let drain = async { while events.recv().await.is_some() {} };
+    let drain = async {
+        while let Some(ev) = events.recv().await {
+            if let LinkEvent::Report(r) = ev {
+                r.ack.ack();
+            }
+        }
+    };
     tokio::join!(shutdown, drain);
     match outcome {
         Ok(Ok(latency)) => {

@@ -372,6 +372,7 @@ pub(crate) mod tests {
             delivered,
             link: Some(link.to_owned()),
             received_at: Timestamp(at),
+            ack: None,
         }
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::retry::OutcomeClass;
@@ -223,7 +224,42 @@ pub struct Report {
     /// Link / route it arrived on (may differ from the submit's).
     pub link: Option<String>,
     pub received_at: Timestamp,
+    /// Tells the channel the report is stored (settled or parked), so it
+    /// may answer the carrier; `None` when there is nobody to tell. Reports
+    /// are at-least-once: an unacked report comes again. Ignored by `==`.
+    pub ack: Option<Ack>,
 }
+
+/// A channel's "stored, you may answer now" callback for one report. Calling
+/// [`ack`](Ack::ack) more than once is harmless (the channel answers once).
+/// Every `Ack` compares equal to every other, so values carrying one keep
+/// their derived `PartialEq`.
+#[derive(Clone)]
+pub struct Ack(Arc<dyn Fn() + Send + Sync>);
+
+impl Ack {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Ack(Arc::new(f))
+    }
+
+    pub fn ack(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+impl PartialEq for Ack {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Ack {}
 
 /// Result of settling a report against the stored segments.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -489,6 +489,14 @@ where
                     tracing::info!(applied = backlog.len(), "store back; held outcomes applied");
                 }
                 shared.inflight.settle(&backlog);
+                // Stored (settled or parked): the carrier may have its answer.
+                for ev in &backlog {
+                    if let ChannelEvent::Report(r) = ev {
+                        if let Some(a) = &r.ack {
+                            a.ack();
+                        }
+                    }
+                }
                 backlog.clear();
                 shared.wake.notify_one();
                 publish(&*sink, &evs).await;

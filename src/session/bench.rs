@@ -293,7 +293,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
             LinkEvent::Unknown { .. } => err("unknown"),
             LinkEvent::Unsent { .. } => err("unsent"),
             LinkEvent::Invalid { .. } => err("invalid"),
-            LinkEvent::Report(_) => reports += 1,
+            LinkEvent::Report(r) => {
+                // Nothing to store: answer the carrier right away.
+                r.ack.ack();
+                reports += 1;
+            }
             LinkEvent::Down { reason, .. } => {
                 tracing::warn!(reason = %reason, "bench connection down");
                 continue;
@@ -321,7 +325,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     // Anything the shutdown reported after the loop is counted too.
     while let Ok(ev) = events.try_recv() {
         match ev {
-            LinkEvent::Report(_) => reports += 1,
+            LinkEvent::Report(r) => {
+                // Nothing to store: answer the carrier right away.
+                r.ack.ack();
+                reports += 1;
+            }
             other if other.token().is_some() && settled < total => {
                 *errors.entry("unsent".into()).or_default() += 1;
                 settled += 1;

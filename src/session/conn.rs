@@ -7,6 +7,10 @@
 //! After every branch the window's events are drained and everything that is
 //! ready to go out is written with a single `write_all` of one buffer.
 //!
+//! A status report is not answered on receipt: its reply is encoded and
+//! handed out in the report's [`ReportAck`]; the consumer's `ack()` (after
+//! storing it) comes back over a channel that is one more `select!` branch.
+//!
 //! All protocol knowledge comes from the [`Dialect`]; all window logic from
 //! [`SendWindow`]. Nothing here panics; every submit pulled from the queue
 //! ends in exactly one result event.
@@ -31,7 +35,7 @@ use super::dialect::{Classified, Credentials, Dialect, LoginVerdict, SubmitOutco
 use super::link::MoAssembler;
 use super::metrics as m;
 use super::rate::SharedRate;
-use super::types::{DownReason, LinkEvent, SubmitRequest};
+use super::types::{DownReason, LinkEvent, ReportAck, SubmitRequest};
 use super::window::{SendWindow, WindowConfig, WindowEvent};
 
 /// Per-connection timers and limits.
@@ -290,6 +294,7 @@ pub(crate) async fn run_conn<D: Dialect>(
         let peer = stream.peer_addr().ok();
         let (rd, wr) = stream.into_split();
         let framer = Framer::new(dialect.protocol()).with_max_len(p.max_frame);
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let mut conn = Conn {
             d: dialect,
             p,
@@ -304,6 +309,8 @@ pub(crate) async fn run_conn<D: Dialect>(
             pending: Vec::new(),
             retry,
             wframes: 0,
+            acks_tx,
+            acks_rx,
             m: metrics,
         };
         if let Err(reason) = conn.login(peer).await {
@@ -350,6 +357,11 @@ struct Conn<'a, D: Dialect> {
     retry: &'a mut VecDeque<Retry>,
     /// Frames in `wbuf` not yet written.
     wframes: u64,
+    /// Report answers released by [`ReportAck::ack`]: the encoded reply
+    /// frames, written in the next turn. Dropped with the connection (the
+    /// carrier resends unanswered reports).
+    acks_tx: mpsc::UnboundedSender<Bytes>,
+    acks_rx: mpsc::UnboundedReceiver<Bytes>,
     m: ConnMetrics,
 }
 
@@ -367,6 +379,14 @@ impl<D: Dialect> Conn<'_, D> {
             }
             Err(e) => warn!(error = %e, ?seq, "could not encode a reply"),
         }
+    }
+
+    /// Appends a released report answer to the write buffer.
+    fn queue_ack(&mut self, frame: Bytes) {
+        trace!(bytes = frame.len(), "report answered");
+        self.wbuf.extend_from_slice(&frame);
+        self.wframes += 1;
+        self.m.sent_other.increment(1);
     }
 
     fn queue_packet(&mut self, pkt: Packet<D::P>) {
@@ -641,8 +661,18 @@ impl<D: Dialect> Conn<'_, D> {
                     }
                 }
             }
-            Classified::Report { report, reply } => {
-                self.queue_packet(reply);
+            Classified::Report { mut report, reply } => {
+                // Answered only when the consumer acks (after storing it).
+                self.scratch.clear();
+                match self.framer.encode(reply.seq, &reply.pdu, &mut self.scratch) {
+                    Ok(()) => {
+                        let frame = self.scratch.split().freeze();
+                        report.ack = ReportAck::new(self.acks_tx.clone(), frame);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, seq = ?reply.seq, "could not encode a report reply")
+                    }
+                }
                 if report.delivered {
                     self.m.reports_ok.increment(1);
                 } else {
@@ -785,6 +815,15 @@ impl<D: Dialect> Conn<'_, D> {
                     let _ = changed; // sender gone counts as shutdown too
                     info!(in_flight = self.window.in_flight(), "shutting down the session");
                     closing = Some(now() + timers.shutdown_grace);
+                    Ok(())
+                }
+                // Before reads: a busy socket must not starve the answers.
+                Some(frame) = self.acks_rx.recv() => {
+                    self.queue_ack(frame);
+                    // Batch: every other ack already released.
+                    while let Ok(frame) = self.acks_rx.try_recv() {
+                        self.queue_ack(frame);
+                    }
                     Ok(())
                 }
                 read = self.rd.read_buf(&mut self.rbuf) => {

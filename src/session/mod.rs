@@ -17,4 +17,6 @@ pub use bench::{run_bench, BenchArgs, BenchReport};
 pub use conn::{ConnTimers, ThrottleRetry};
 pub use dialect::{Credentials, ProtocolKind};
 pub use link::{Link, LinkConfig, LinkError, LinkHandle, SgipServerConfig, SubmitError, Submitter};
-pub use types::{CarrierMsgId, DownReason, LinkEvent, Mo, Report, Segment, SubmitRequest};
+pub use types::{
+    CarrierMsgId, DownReason, LinkEvent, Mo, Report, ReportAck, Segment, SubmitRequest,
+};

@@ -2,10 +2,13 @@
 //! the session reports back.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use smsgw_codecs::StatusClass;
+use tokio::sync::mpsc;
 
 /// A carrier's message id, normalised for use as a key: CMPP's 8-byte
 /// Msg_Id, SMGP's 10-byte BCD MsgID, SGIP's 12-byte submit sequence. Stored
@@ -147,6 +150,86 @@ pub struct SubmitRequest {
     pub segment: Segment,
 }
 
+/// The answer to one received status report (DELIVER_RESP, Deliver_Resp,
+/// Report_Resp), held back until whoever consumes the report calls
+/// [`ack`](ReportAck::ack) — after it stored the report durably. Until then
+/// the carrier considers the report undelivered and resends it (after its
+/// timeout, or on a later connection), so a crash between receipt and
+/// storage loses nothing: reports are at-least-once, and the consumer must
+/// settle a repeated report idempotently.
+///
+/// Cheap to clone (clones share one answer, written at most once). An ack
+/// for a connection that has gone away is dropped silently. Never acking is
+/// legitimate: the carrier resends.
+///
+/// Compares equal to every other `ReportAck`, so `Report` stays comparable.
+#[derive(Clone, Default)]
+pub struct ReportAck(Option<Arc<AckInner>>);
+
+struct AckInner {
+    /// Back to the connection that received the report.
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// The encoded reply frame.
+    frame: Bytes,
+    sent: AtomicBool,
+}
+
+impl ReportAck {
+    /// An ack that writes nothing (for reports built outside a connection).
+    pub fn none() -> Self {
+        ReportAck(None)
+    }
+
+    /// Writes `frame` on the connection behind `tx` when acked.
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Bytes>, frame: Bytes) -> Self {
+        ReportAck(Some(Arc::new(AckInner {
+            tx,
+            frame,
+            sent: AtomicBool::new(false),
+        })))
+    }
+
+    /// Answers the report on the connection it came in on (once; later
+    /// calls, on this handle or a clone, do nothing). Returns false when
+    /// nothing was written: already acked, no reply to send, or the
+    /// connection is gone (the carrier will resend the report).
+    pub fn ack(&self) -> bool {
+        let Some(inner) = &self.0 else {
+            return false;
+        };
+        if inner.sent.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        inner.tx.send(inner.frame.clone()).is_ok()
+    }
+
+    /// True once [`ack`](Self::ack) was called (on any clone).
+    pub fn is_acked(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|i| i.sent.load(Ordering::Acquire))
+    }
+}
+
+impl fmt::Debug for ReportAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.0 {
+            None => "none",
+            Some(i) if i.sent.load(Ordering::Acquire) => "acked",
+            Some(_) => "pending",
+        };
+        write!(f, "ReportAck({state})")
+    }
+}
+
+impl PartialEq for ReportAck {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ReportAck {}
+
 /// A status report, normalised across protocols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -161,6 +244,9 @@ pub struct Report {
     /// Carrier's submit and done times as sent (YYMMDDHHMM), if any.
     pub submit_time: String,
     pub done_time: String,
+    /// Sends the carrier its answer; call it once the report is stored.
+    /// Ignored by `==`.
+    pub ack: ReportAck,
 }
 
 /// A mobile-originated message, reassembled when it came in segments.
@@ -280,7 +366,8 @@ pub enum LinkEvent {
     Unsent { token: u64 },
     /// The segment cannot be encoded for this protocol; resending won't help.
     Invalid { token: u64, reason: String },
-    /// A status report.
+    /// A status report; unanswered until `report.ack.ack()` (call it once
+    /// the report is stored — the carrier resends unanswered ones).
     Report(Report),
     /// A (reassembled) MO message.
     Mo(Mo),

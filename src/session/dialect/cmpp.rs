@@ -13,7 +13,7 @@ use smsgw_codecs::wire::{FixedStr, Timestamp};
 use smsgw_codecs::{DecodeError, EncodeError, Packet, StatusClass};
 
 use super::{Classified, Credentials, Dialect, LoginVerdict, SubmitOutcome};
-use crate::session::types::{CarrierMsgId, Mo, MoSegment, Report, Segment};
+use crate::session::types::{CarrierMsgId, Mo, MoSegment, Report, ReportAck, Segment};
 
 /// CMPP as seen from the SP.
 #[derive(Debug, Clone)]
@@ -191,6 +191,7 @@ fn classify_deliver(version: CmppVersion, seq: u32, d: Deliver) -> Classified<Cm
                     dest: r.dest_terminal_id.trimmed().into_owned(),
                     submit_time: r.submit_time.trimmed().into_owned(),
                     done_time: r.done_time.trimmed().into_owned(),
+                    ack: ReportAck::none(),
                 },
                 reply: ok,
             },

@@ -22,7 +22,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::{Classified, Credentials, Dialect, LoginVerdict, SubmitOutcome};
 use crate::session::link::{MoAssembler, SgipServerConfig};
-use crate::session::types::{CarrierMsgId, LinkEvent, Mo, MoSegment, Report, Segment};
+use crate::session::types::{CarrierMsgId, LinkEvent, Mo, MoSegment, Report, ReportAck, Segment};
 
 /// SGIP client side (Bind login type 1).
 #[derive(Debug, Clone)]
@@ -152,6 +152,7 @@ fn classify_server_side(seq: SeqNo, pdu: Pdu) -> Classified<Sgip> {
                     dest: r.user_number.trimmed().into_owned(),
                     submit_time: String::new(),
                     done_time: String::new(),
+                    ack: ReportAck::none(),
                 },
                 reply: ok(Pdu::ReportResp(Resp::ok())),
             }
@@ -237,6 +238,9 @@ async fn serve_conn(
     let mut wbuf = BytesMut::with_capacity(1024);
     let mut bound = false;
     let idle = Duration::from_secs(120);
+    let mut idle_at = tokio::time::Instant::now() + idle;
+    // Report_Resps released by `ReportAck::ack` (after the report is stored).
+    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<Bytes>();
     loop {
         let mut close = false;
         let mut pending = Vec::new();
@@ -283,8 +287,12 @@ async fn serve_conn(
                 break;
             }
             match classify_server_side(seq, pkt.pdu) {
-                Classified::Report { report, reply } => {
-                    let _ = framer.encode_packet(&reply, &mut wbuf);
+                Classified::Report { mut report, reply } => {
+                    let mut frame = BytesMut::new();
+                    match framer.encode_packet(&reply, &mut frame) {
+                        Ok(()) => report.ack = ReportAck::new(acks_tx.clone(), frame.freeze()),
+                        Err(e) => warn!(error = %e, "could not encode a report reply"),
+                    }
                     pending.push(LinkEvent::Report(report));
                 }
                 Classified::Mo { mo: seg, reply } => {
@@ -321,8 +329,14 @@ async fn serve_conn(
         }
         tokio::select! {
             _ = shutdown.changed() => return,
-            r = tokio::time::timeout(idle, stream.read_buf(&mut rbuf)) => match r {
-                Ok(Ok(n)) if n > 0 => {}
+            Some(frame) = acks_rx.recv() => {
+                wbuf.extend_from_slice(&frame);
+                while let Ok(frame) = acks_rx.try_recv() {
+                    wbuf.extend_from_slice(&frame);
+                }
+            }
+            r = tokio::time::timeout_at(idle_at, stream.read_buf(&mut rbuf)) => match r {
+                Ok(Ok(n)) if n > 0 => idle_at = tokio::time::Instant::now() + idle,
                 _ => return,
             }
         }

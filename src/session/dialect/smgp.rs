@@ -10,7 +10,7 @@ use smsgw_codecs::wire::{FixedStr, Timestamp};
 use smsgw_codecs::{DecodeError, EncodeError, Packet};
 
 use super::{Classified, Credentials, Dialect, LoginVerdict, SubmitOutcome};
-use crate::session::types::{CarrierMsgId, Mo, MoSegment, Report, Segment};
+use crate::session::types::{CarrierMsgId, Mo, MoSegment, Report, ReportAck, Segment};
 
 /// SMGP as seen from the SP (login mode 2: submit and receive on one link).
 #[derive(Debug, Clone, Default)]
@@ -179,6 +179,7 @@ fn classify_deliver(seq: u32, d: Deliver) -> Classified<Smgp> {
                     dest: d.src_term_id.trimmed().into_owned(),
                     submit_time: r.submit_date.trimmed().into_owned(),
                     done_time: r.done_date.trimmed().into_owned(),
+                    ack: ReportAck::none(),
                 },
                 reply: ok,
             },
