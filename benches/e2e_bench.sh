@@ -10,7 +10,7 @@
 # examples/produce (pipelined), polls serve's /metrics until all are
 # delivered (then checks `smsgw stats`), and prints messages/s from the first accept to the last delivery
 # and the peak RSS of serve (VmHWM). Link: BENCH_CONNS × BENCH_WINDOW
-# (default 4 × 64). Everything on 127.0.0.1, stopped by PID.
+# (default 4 × 64); BENCH_SERVE_CONFIG: a config file for serve. Everything on 127.0.0.1, stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}
@@ -46,7 +46,7 @@ for t in status dlq; do "$TARGET/release/examples/produce" "$BROKERS" $t 0 >/dev
 MPORT=$(free_port)
 SMSGW_LOG=${BENCH_LOG:-warn},librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench \
-  --metrics 127.0.0.1:$MPORT 2>"$WORK/serve.log" &
+  --metrics 127.0.0.1:$MPORT ${BENCH_SERVE_CONFIG:+--config "$BENCH_SERVE_CONFIG"} 2>"$WORK/serve.log" &
 SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record -F 499 -g -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
 
