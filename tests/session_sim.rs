@@ -560,3 +560,45 @@ async fn refused_login_backs_off_without_a_hot_loop() {
     );
     sim.shutdown().await;
 }
+
+/// An urgent submit (otp) overtakes a backlog queued on the link: with the
+/// link's rate capped at 100/s and 60 normal submits queued, the urgent one
+/// is taken by the connection next, not after the backlog.
+#[tokio::test]
+async fn urgent_submits_overtake_the_queue() {
+    let sim = start_sim(sim_config(sim::ProtocolKind::Cmpp3, any_port())).await;
+    let mut cfg = link_config(ProtocolKind::Cmpp3, sim.addr());
+    cfg.rate = RateConfig::capped(100.0).unwrap();
+    cfg.queue_capacity = 256;
+    let (link, mut rx) = Link::start(cfg).await.unwrap();
+    let up = collect(&mut rx, Duration::from_secs(5), |evs| {
+        evs.iter().any(|(_, e)| matches!(e, LinkEvent::Up { .. }))
+    })
+    .await;
+    assert!(!up.is_empty(), "link never came up");
+    for t in 1..=60 {
+        link.submit(req(t, false)).await.unwrap();
+    }
+    link.submitter()
+        .submit_urgent(req(1000, false))
+        .await
+        .unwrap();
+    let evs = collect(&mut rx, Duration::from_secs(5), |evs| {
+        evs.iter().any(|(_, e)| e.token() == Some(1000))
+    })
+    .await;
+    let results: Vec<u64> = evs.iter().filter_map(|(_, e)| e.token()).collect();
+    let pos = results
+        .iter()
+        .position(|&t| t == 1000)
+        .expect("the urgent submit got a result");
+    // at most what the window already held plus one rate tick
+    assert!(pos <= 20, "urgent result came {pos}th: {results:?}");
+    assert!(
+        link.queued() >= 30,
+        "the backlog was still queued: {}",
+        link.queued()
+    );
+    link.shutdown().await;
+    sim.shutdown().await;
+}

@@ -341,6 +341,16 @@ impl Channel for CarrierChannel {
         })
     }
 
+    fn ready_for(&self, route: &str, p: Priority) -> bool {
+        if p != Priority::Otp {
+            return self.ready(route);
+        }
+        // otp goes through the link's urgent queue, ahead of the FIFO
+        self.routes.get(route).is_some_and(|r| {
+            r.up.load(Ordering::SeqCst) && r.handle.urgent_queued() + HEADROOM <= r.capacity
+        })
+    }
+
     fn dispatch(&self, d: Dispatch) -> BoxFuture<'_, Result<(), DispatchError>> {
         Box::pin(async move {
             let name = d.options.route.clone().unwrap_or_default();
@@ -364,15 +374,16 @@ impl Channel for CarrierChannel {
                     .lock()
                     .expect("poisoned")
                     .insert(token, (d.token, i as u16 + 1));
-                if route
-                    .submitter
-                    .submit(SubmitRequest {
-                        token,
-                        segment: seg,
-                    })
-                    .await
-                    .is_err()
-                {
+                let req = SubmitRequest {
+                    token,
+                    segment: seg,
+                };
+                let sent = if d.options.priority == Priority::Otp {
+                    route.submitter.submit_urgent(req).await
+                } else {
+                    route.submitter.submit(req).await
+                };
+                if sent.is_err() {
                     self.pending.lock().expect("poisoned").remove(&token);
                     return Err(DispatchError::Closed);
                 }

@@ -513,6 +513,13 @@ pub trait Channel: Send + Sync {
     /// Whether `route` can take traffic now.
     fn ready(&self, route: &str) -> bool;
 
+    /// Whether `route` can take a message of priority `p` now. A channel
+    /// with a fast lane for otp may say yes here while `ready` says no.
+    fn ready_for(&self, route: &str, p: Priority) -> bool {
+        let _ = p;
+        self.ready(route)
+    }
+
     /// Hands a message to the channel; resolves once it is queued on its
     /// route (waits while the route's window is full). Outcomes arrive as
     /// [`ChannelEvent`]s.

@@ -666,7 +666,9 @@ where
         let mut blocked = false;
         for link in &links {
             loop {
-                if !ch.ready(link) {
+                let otp_waiting = sender.backlog(link, Priority::Otp) > 0;
+                // otp has its own way into the link (ahead of the FIFO)
+                if !(ch.ready(link) || (otp_waiting && ch.ready_for(link, Priority::Otp))) {
                     blocked |= sender.backlog_total(link) > 0;
                     break;
                 }

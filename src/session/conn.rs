@@ -138,6 +138,8 @@ pub(crate) struct Retry {
 #[derive(Clone)]
 pub(crate) struct ConnShared {
     pub queue: async_channel::Receiver<SubmitRequest>,
+    /// Taken before `queue` (otp).
+    pub urgent: async_channel::Receiver<SubmitRequest>,
     pub events: mpsc::Sender<LinkEvent>,
     pub rate: SharedRate,
     pub shutdown: watch::Receiver<bool>,
@@ -382,6 +384,23 @@ impl<D: Dialect> Conn<'_, D> {
     }
 
     /// Appends a released report answer to the write buffer.
+    /// Batch: sends whatever else is queued right now (urgent first) while
+    /// the window and the rate allow.
+    fn send_ready(&mut self, t: Instant) {
+        let ts = wall_timestamp();
+        while self.window.can_send() && self.sh.rate.poll_ready(t).is_ok() {
+            match self
+                .sh
+                .urgent
+                .try_recv()
+                .or_else(|_| self.sh.queue.try_recv())
+            {
+                Ok(job) => self.send_job(job, 0, ts, t),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn queue_ack(&mut self, frame: Bytes) {
         trace!(bytes = frame.len(), "report answered");
         self.wbuf.extend_from_slice(&frame);
@@ -839,19 +858,25 @@ impl<D: Dialect> Conn<'_, D> {
                         }
                     }
                 }
+                job = self.sh.urgent.recv(), if pull => {
+                    match job {
+                        Ok(job) => {
+                            let t = now();
+                            self.send_job(job, 0, wall_timestamp(), t);
+                            self.send_ready(t);
+                        }
+                        Err(_) => {
+                            closing.get_or_insert(now() + timers.shutdown_grace);
+                        }
+                    }
+                    Ok(())
+                }
                 job = self.sh.queue.recv(), if pull => {
                     match job {
                         Ok(job) => {
                             let t = now();
-                            let ts = wall_timestamp();
-                            self.send_job(job, 0, ts, t);
-                            // Batch: take whatever else is ready right now.
-                            while self.window.can_send() && self.sh.rate.poll_ready(t).is_ok() {
-                                match self.sh.queue.try_recv() {
-                                    Ok(job) => self.send_job(job, 0, ts, t),
-                                    Err(_) => break,
-                                }
-                            }
+                            self.send_job(job, 0, wall_timestamp(), t);
+                            self.send_ready(t);
                         }
                         Err(_) => {
                             // Queue closed: the link is going away.

@@ -137,6 +137,9 @@ pub struct LinkHandle {
     name: Arc<str>,
     tx: async_channel::Sender<SubmitRequest>,
     rx: async_channel::Receiver<SubmitRequest>,
+    /// The urgent queue: connections take from it before `rx`.
+    utx: async_channel::Sender<SubmitRequest>,
+    urx: async_channel::Receiver<SubmitRequest>,
     shutdown: watch::Sender<bool>,
     events: mpsc::Sender<LinkEvent>,
     tasks: Vec<JoinHandle<()>>,
@@ -149,6 +152,7 @@ pub struct LinkHandle {
 #[derive(Clone)]
 pub struct Submitter {
     tx: async_channel::Sender<SubmitRequest>,
+    utx: async_channel::Sender<SubmitRequest>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -159,6 +163,19 @@ impl Submitter {
             return Err(SubmitError::Closed(req));
         }
         self.tx
+            .send(req)
+            .await
+            .map_err(|e| SubmitError::Closed(e.into_inner()))
+    }
+
+    /// Queues one segment ahead of everything in the normal queue: the
+    /// next connection with window room and a rate token takes it first
+    /// (otp). Waits while the urgent queue is full.
+    pub async fn submit_urgent(&self, req: SubmitRequest) -> Result<(), SubmitError> {
+        if *self.shutdown.borrow() {
+            return Err(SubmitError::Closed(req));
+        }
+        self.utx
             .send(req)
             .await
             .map_err(|e| SubmitError::Closed(e.into_inner()))
@@ -177,6 +194,7 @@ impl Link {
         cfg.validate()?;
         let name: Arc<str> = Arc::from(cfg.name.as_str());
         let (tx, rx) = async_channel::bounded(cfg.queue_capacity);
+        let (utx, urx) = async_channel::bounded(cfg.queue_capacity);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.events_capacity);
         let (sd_tx, sd_rx) = watch::channel(false);
         let rate = SharedRate::new(cfg.rate, tokio::time::Instant::now().into_std());
@@ -185,6 +203,7 @@ impl Link {
         let shared = ConnShared {
             io: io.clone(),
             queue: rx.clone(),
+            urgent: urx.clone(),
             events: ev_tx.clone(),
             rate: rate.clone(),
             shutdown: sd_rx.clone(),
@@ -255,6 +274,8 @@ impl Link {
                 name,
                 tx,
                 rx,
+                utx,
+                urx,
                 shutdown: sd_tx,
                 events: ev_tx,
                 tasks,
@@ -373,6 +394,7 @@ impl LinkHandle {
     pub fn submitter(&self) -> Submitter {
         Submitter {
             tx: self.tx.clone(),
+            utx: self.utx.clone(),
             shutdown: self.shutdown.subscribe(),
         }
     }
@@ -392,6 +414,11 @@ impl LinkHandle {
         self.tx.len()
     }
 
+    /// Urgent submits waiting for a connection.
+    pub fn urgent_queued(&self) -> usize {
+        self.utx.len()
+    }
+
     /// Where the SGIP SP-side server listens (the real port when 0 was asked).
     pub fn sgip_server_addr(&self) -> Option<SocketAddr> {
         self.sgip_addr
@@ -408,7 +435,8 @@ impl LinkHandle {
             let _ = t.await;
         }
         self.tx.close();
-        while let Ok(req) = self.rx.try_recv() {
+        self.utx.close();
+        while let Ok(req) = self.urx.try_recv().or_else(|_| self.rx.try_recv()) {
             let _ = self
                 .events
                 .send(LinkEvent::Unsent { token: req.token })
