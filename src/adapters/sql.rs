@@ -368,10 +368,55 @@ impl SqlStore {
         Ok(Some(ev))
     }
 
-    /// Runs a `messages` UPDATE made by [`returning`] whose only parameter
-    /// is the batch `rows` (message id `id_of(row)`, one row per message) and
-    /// returns the [`Changed`] rows of the messages it changed. SQLite:
-    /// `pre` computes them, then `dml` runs on just their rows.
+    /// Runs a DML statement made by [`returning`] over the JSON batch
+    /// `param` (plus `$2 = extra` when given) and returns the rows it
+    /// changed. PostgreSQL: one statement, the changed rows aggregated by
+    /// its CTE. SQLite (no DML in a CTE): `pre` computes the rows the DML
+    /// will change, then the DML runs on the batch `apply` builds from them
+    /// and must change exactly that many rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn dml_returning<T: serde::de::DeserializeOwned>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        what: &str,
+        pre: &'static str,
+        dml: &'static str,
+        param: String,
+        extra: Option<i64>,
+        apply: impl FnOnce(&[T]) -> StoreResult<String>,
+    ) -> StoreResult<Vec<T>> {
+        match self.backend {
+            Backend::Postgres => {
+                let mut q = sqlx::query(dml).bind(param);
+                if let Some(x) = extra {
+                    q = q.bind(x);
+                }
+                json_result(&q.fetch_one(&mut **tx).await.db()?)
+            }
+            Backend::Sqlite => {
+                let changed: Vec<T> = json_result(
+                    &sqlx::query(pre)
+                        .bind(param)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .db()?,
+                )?;
+                if !changed.is_empty() {
+                    let mut q = sqlx::query(dml).bind(apply(&changed)?);
+                    if let Some(x) = extra {
+                        q = q.bind(x);
+                    }
+                    let res = q.execute(&mut **tx).await.db()?;
+                    check_applied(what, &res, changed.len())?;
+                }
+                Ok(changed)
+            }
+        }
+    }
+
+    /// [`SqlStore::dml_returning`] for a `messages` UPDATE whose only
+    /// parameter is the batch `rows` (message id `id_of(row)`, one row per
+    /// message): SQLite applies it to the rows of the changed messages.
     async fn changed_rows<R: serde::Serialize>(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -380,35 +425,20 @@ impl SqlStore {
         rows: &[R],
         id_of: impl Fn(&R) -> i64,
     ) -> StoreResult<Vec<Changed>> {
-        match self.backend {
-            Backend::Postgres => json_result(
-                &sqlx::query(dml)
-                    .bind(json(&rows)?)
-                    .fetch_one(&mut **tx)
-                    .await
-                    .db()?,
-            ),
-            Backend::Sqlite => {
-                let changed: Vec<Changed> = json_result(
-                    &sqlx::query(pre)
-                        .bind(json(&rows)?)
-                        .fetch_one(&mut **tx)
-                        .await
-                        .db()?,
-                )?;
-                if !changed.is_empty() {
-                    let hit: std::collections::HashSet<i64> = changed.iter().map(|c| c.0).collect();
-                    let apply: Vec<&R> = rows.iter().filter(|r| hit.contains(&id_of(r))).collect();
-                    let res = sqlx::query(dml)
-                        .bind(json(&apply)?)
-                        .execute(&mut **tx)
-                        .await
-                        .db()?;
-                    check_applied("update messages", &res, changed.len())?;
-                }
-                Ok(changed)
-            }
-        }
+        self.dml_returning(
+            tx,
+            "update messages",
+            pre,
+            dml,
+            json(&rows)?,
+            None,
+            |changed: &[Changed]| {
+                let hit: std::collections::HashSet<i64> = changed.iter().map(|c| c.0).collect();
+                let apply: Vec<&R> = rows.iter().filter(|r| hit.contains(&id_of(r))).collect();
+                json(&apply)
+            },
+        )
+        .await
     }
 
     /// On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`): a
@@ -1508,37 +1538,21 @@ impl ReportStore for SqlStore {
         }
         let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
         for chunk in last_link.chunks(JSON_CHUNK) {
-            let rows: Vec<Changed> = match self.backend {
-                Backend::Postgres => json_result(
-                    &sqlx::query(st.bind_messages.as_str())
-                        .bind(json(&chunk)?)
-                        .bind(now.0)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?,
-                )?,
-                Backend::Sqlite => {
-                    let rows: Vec<Changed> = json_result(
-                        &sqlx::query(st.bind_messages_pre.as_str())
-                            .bind(json(&chunk)?)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .db()?,
-                    )?;
-                    if !rows.is_empty() {
+            let rows: Vec<Changed> = self
+                .dml_returning(
+                    &mut tx,
+                    "bind_many",
+                    st.bind_messages_pre.as_str(),
+                    st.bind_messages.as_str(),
+                    json(&chunk)?,
+                    Some(now.0),
+                    |rows: &[Changed]| {
                         let apply: Vec<(i64, Option<&str>)> =
                             rows.iter().map(|r| (r.0, r.5.as_deref())).collect();
-                        let res = sqlx::query(st.bind_messages.as_str())
-                            .bind(json(&apply)?)
-                            .bind(now.0)
-                            .execute(&mut *tx)
-                            .await
-                            .db()?;
-                        check_applied("bind_many", &res, rows.len())?;
-                    }
-                    rows
-                }
-            };
+                        json(&apply)
+                    },
+                )
+                .await?;
             changed.extend(
                 rows.into_iter()
                     .map(|r| changed_of(r, MessageState::Submitted, now)),
@@ -1616,37 +1630,23 @@ impl ReportStore for SqlStore {
                     )
                 })
                 .collect();
-            let done: Vec<(i64, i64)> = match self.backend {
-                Backend::Postgres => json_result(
-                    &sqlx::query(st.settle_segments.as_str())
-                        .bind(json(&rows)?)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?,
-                )?,
-                Backend::Sqlite => {
-                    let done: Vec<(i64, i64)> = json_result(
-                        &sqlx::query(st.settle_segments_pre.as_str())
-                            .bind(json(&rows)?)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .db()?,
-                    )?;
-                    if !done.is_empty() {
+            let done: Vec<(i64, i64)> = self
+                .dml_returning(
+                    &mut tx,
+                    "settle_many segments",
+                    st.settle_segments_pre.as_str(),
+                    st.settle_segments.as_str(),
+                    json(&rows)?,
+                    None,
+                    |done: &[(i64, i64)]| {
                         let hit: std::collections::HashSet<(i64, i64)> =
                             done.iter().copied().collect();
                         let apply: Vec<_> =
                             rows.iter().filter(|r| hit.contains(&(r.0, r.1))).collect();
-                        let res = sqlx::query(st.settle_segments.as_str())
-                            .bind(json(&apply)?)
-                            .execute(&mut *tx)
-                            .await
-                            .db()?;
-                        check_applied("settle_many segments", &res, done.len())?;
-                    }
-                    done
-                }
-            };
+                        json(&apply)
+                    },
+                )
+                .await?;
             applied.extend(done.into_iter().map(|(message, part)| SegmentRef {
                 message: MessageId(message),
                 part: part as u16,
