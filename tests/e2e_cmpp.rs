@@ -6,26 +6,14 @@
 
 mod common;
 
+use common::smsgw;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ismg::{self, Seen, SECRET};
-
-fn smsgw(store: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(args)
-        .args(["--store", store])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_delivered_with_reports_before_responses() {

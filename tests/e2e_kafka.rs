@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{smsgw, stats};
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -30,24 +32,6 @@ fn n_messages() -> usize {
     } else {
         2_000
     }
-}
-
-fn smsgw(store: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(args)
-        .args(["--store", store])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn stats(store: &str) -> serde_json::Value {
-    serde_json::from_str(&smsgw(store, &["stats", "--json"])).unwrap()
 }
 
 struct Env {

