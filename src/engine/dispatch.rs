@@ -154,13 +154,8 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
     /// Claims due messages while lanes have room, expires the overdue ones
     /// and queues the rest on a link of their carrier.
     pub async fn fill(&mut self, now: Timestamp) -> StoreResult<Fill> {
-        self.fill_at_most(now, usize::MAX).await
-    }
-
-    /// [`Sender::fill`] claiming at most `max` messages.
-    pub async fn fill_at_most(&mut self, now: Timestamp, max: usize) -> StoreResult<Fill> {
         let mut out = Fill::default();
-        let want = self.cfg.claim_batch.min(self.room()).min(max);
+        let want = self.cfg.claim_batch.min(self.room());
         if want == 0 {
             return Ok(out);
         }

@@ -67,17 +67,13 @@ pub struct ChannelSet {
 /// Dispatches whose outcome is not stored yet: token → (route, parts
 /// still without an outcome).
 #[derive(Debug, Default)]
-pub struct Inflight {
+struct Inflight {
     map: Mutex<std::collections::HashMap<DispatchToken, (String, u16)>>,
 }
 
 impl Inflight {
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.map.lock().expect("poisoned").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn add(&self, token: DispatchToken, route: &str, parts: u16) {
