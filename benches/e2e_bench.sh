@@ -27,14 +27,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 KPORT=$(free_port)
 "$SMSGW_TANSU_BIN" broker --listener-url tcp://127.0.0.1:$KPORT --advertised-listener-url tcp://127.0.0.1:$KPORT \
   --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
-PIDS+=($!)
+TANSU=$!; PIDS+=($TANSU)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KPORT) 2>/dev/null && break; sleep 0.05; done
 BROKERS=127.0.0.1:$KPORT
 
 SPORT=$(free_port)
 SMSGW_LOG=warn "$BIN" sim --protocol cmpp3 --listen 127.0.0.1:$SPORT --account 901234:secret \
   --dlr-delay "${BENCH_DLR_DELAY:-100ms}" >"$WORK/sim.log" 2>&1 &
-PIDS+=($!)
+SIM=$!; PIDS+=($SIM)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$SPORT) 2>/dev/null && break; sleep 0.05; done
 
 STORE="sqlite://$WORK/bench.db"
@@ -47,7 +47,7 @@ MPORT=$(free_port)
 SMSGW_LOG=${BENCH_LOG:-warn},librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench \
   --metrics 127.0.0.1:$MPORT ${BENCH_SERVE_CONFIG:+--config "$BENCH_SERVE_CONFIG"} 2>"$WORK/serve.log" &
-SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record -F 499 -g -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
+SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record ${BENCH_PERF_ARGS:--F 499 -g} -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
 
 echo "producing $N records"
@@ -70,6 +70,9 @@ done
 delivered=$("$BIN" stats --json --store "$STORE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"]["delivered"])')
 [ "$delivered" -eq "$N" ] || { echo "store says $delivered delivered, expected $N"; exit 1; }
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$SERVE/status)
+# CPU seconds each process used (utime + stime), to see who holds the 2 cores
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+echo "cpu_secs: serve $(cpu $SERVE) sim $(cpu $SIM) tansu $(cpu $TANSU)"
 python3 - "$N" "$first" "$last" "$rss_kb" <<'PY'
 import sys, json
 n, first, last, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

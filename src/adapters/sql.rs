@@ -116,6 +116,11 @@ fn priority_of(i: i64) -> Priority {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// Reads that need no write lock (the outbox relays, `stats`, history).
+    /// On a SQLite file: read-only connections of their own, so in WAL mode
+    /// they run beside the one writer connection (on another core) instead
+    /// of queueing behind its transactions. Otherwise `pool` itself.
+    read: AnyPool,
     backend: Backend,
 }
 
@@ -171,7 +176,30 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
-        Ok(SqlStore { pool, backend })
+        let read = match backend {
+            // an in-memory database exists once per connection
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA query_only = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .db()?
+            }
+            _ => pool.clone(),
+        };
+        Ok(SqlStore {
+            pool,
+            read,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -179,6 +207,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        self.read.close().await;
         self.pool.close().await;
     }
 
@@ -225,7 +254,7 @@ impl SqlStore {
             "SELECT origin, upstream_id, payload, reason, at FROM dead_letters ORDER BY id DESC LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .db()?;
         rows.iter()
@@ -248,7 +277,7 @@ impl SqlStore {
              WHERE status = 'unmatched' ORDER BY id DESC LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .db()?;
         rows.iter().map(report_of).collect()
@@ -280,23 +309,49 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Status events (history rows) after row `after`, oldest first, with their row ids.
+    /// Status events (history rows) after row `after`, oldest first, with
+    /// their row ids. One result row (JSON, see [`agg`]): the relay reads
+    /// thousands of events per call.
     pub async fn events_after(
         &self,
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<(i64, StatusEvent)>> {
-        let rows = sqlx::query(
-            "SELECT id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate \
-             FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .db()?;
-        rows.iter()
-            .map(|r| Ok((get_i64(r, "id")?, event_of(r)?)))
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+            i64,
+            i64,
+        );
+        let row = sqlx::query(stmts(self.backend).events_after.as_str())
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_one(&self.read)
+            .await
+            .db()?;
+        let mut rows = json_result::<Row>(&row)?;
+        rows.sort_unstable_by_key(|r| r.0); // an aggregate's input order is not promised
+        rows.into_iter()
+            .map(|(id, up, to, state, code, segments, link, at, dup)| {
+                Ok((
+                    id,
+                    StatusEvent {
+                        id: up,
+                        to,
+                        state: parse(&state, "state")?,
+                        code,
+                        segments: segments as u16,
+                        link,
+                        at: Timestamp(at).to_rfc3339(),
+                        possible_duplicate: dup != 0,
+                    },
+                ))
+            })
             .collect()
     }
 
@@ -306,29 +361,30 @@ impl SqlStore {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<(i64, DeadLetter)>> {
-        let rows = sqlx::query(
-            "SELECT id, origin, upstream_id, payload, reason, at FROM dead_letters \
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .db()?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    get_i64(r, "id")?,
+        type Row = (i64, String, Option<String>, String, String, i64);
+        let row = sqlx::query(stmts(self.backend).dead_letters_after.as_str())
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_one(&self.read)
+            .await
+            .db()?;
+        let mut rows = json_result::<Row>(&row)?;
+        rows.sort_unstable_by_key(|r| r.0);
+        Ok(rows
+            .into_iter()
+            .map(|(id, origin, upstream_id, payload, reason, at)| {
+                (
+                    id,
                     DeadLetter {
-                        origin: get_str(r, "origin")?,
-                        upstream_id: get_opt_str(r, "upstream_id")?,
-                        payload: get_str(r, "payload")?,
-                        reason: get_str(r, "reason")?,
-                        at: Timestamp(get_i64(r, "at")?),
+                        origin,
+                        upstream_id,
+                        payload,
+                        reason,
+                        at: Timestamp(at),
                     },
-                ))
+                )
             })
-            .collect()
+            .collect())
     }
 
     // ------------------------------------------------------------ helpers
@@ -729,6 +785,20 @@ stmts! {
         SELECT CAST(j.value ->> 0 AS TEXT), CAST(j.value ->> 1 AS TEXT), CAST(j.value ->> 2 AS SMALLINT), \
         CAST(j.value ->> 3 AS TEXT), CAST(j.value ->> 4 AS BIGINT), CAST(j.value ->> 5 AS BIGINT), 'parked' \
         FROM {rows}";
+    /// `$1` after, `$2` limit: `[id, upstream_id, recipient, state, code,
+    /// segments, link, at, possible_duplicate]` per event, oldest first.
+    events_after = agg(
+        b,
+        "id, upstream_id, recipient, state, code, segments, link, at, possible_duplicate",
+        "(SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2) AS e",
+    );
+    /// `$1` after, `$2` limit: `[id, origin, upstream_id, payload, reason,
+    /// at]` per dead letter, oldest first.
+    dead_letters_after = agg(
+        b,
+        "id, origin, upstream_id, payload, reason, at",
+        "(SELECT * FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2) AS d",
+    );
     /// `[provider_id]` per row.
     take_parked = "DELETE FROM reports WHERE status = 'parked' AND provider_id IN \
         (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows}) \
@@ -1304,7 +1374,7 @@ impl MessageStore for SqlStore {
              ORDER BY id",
         )
         .bind(upstream_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .db()?;
         rows.iter().map(event_of).collect()
@@ -1316,7 +1386,7 @@ impl MessageStore for SqlStore {
             "SELECT COALESCE(link, '') AS link, COALESCE(biz, '') AS biz, state, COUNT(*) AS n, \
              CAST(SUM(segments) AS BIGINT) AS segs FROM messages GROUP BY link, biz, state",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .db()?;
         for r in &rows {
@@ -1342,7 +1412,7 @@ impl MessageStore for SqlStore {
             s.by_state.entry(st.as_str().to_owned()).or_default();
         }
         let count = |sql: &'static str| {
-            let pool = self.pool.clone();
+            let pool = self.read.clone();
             async move {
                 let r = sqlx::query(sql).fetch_one(&pool).await.db()?;
                 Ok::<u64, StoreError>(get_i64(&r, "n")? as u64)
