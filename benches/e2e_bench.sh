@@ -47,7 +47,8 @@ MPORT=$(free_port)
 SMSGW_LOG=${BENCH_LOG:-warn},librdkafka=off,rdkafka=off "$BIN" serve --store "$STORE" --kafka "$BROKERS" \
   --input-topic in --status-topic status --dead-letter-topic dlq --group bench \
   --metrics 127.0.0.1:$MPORT ${BENCH_SERVE_CONFIG:+--config "$BENCH_SERVE_CONFIG"} 2>"$WORK/serve.log" &
-SERVE=$!; [ -n "${BENCH_PERF:-}" ] && { perf record ${BENCH_PERF_ARGS:--F 499 -g} -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
+SERVE=$!; [ -n "${BENCH_STRACE:-}" ] && { strace -f -c -e trace=fsync,fdatasync,pwrite64,write,futex -p $SERVE -o "$BENCH_STRACE" & PIDS+=($!); }
+[ -n "${BENCH_PERF:-}" ] && { perf record ${BENCH_PERF_ARGS:--F 499 -g} -p $SERVE -o /tmp/engineperf_perf.data >/dev/null 2>&1 & PIDS+=($!); }
 PIDS+=($SERVE)
 
 echo "producing $N records"
@@ -69,6 +70,7 @@ done
 # the store agrees
 delivered=$("$BIN" stats --json --store "$STORE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_state"]["delivered"])')
 [ "$delivered" -eq "$N" ] || { echo "store says $delivered delivered, expected $N"; exit 1; }
+[ -n "${BENCH_METRICS_OUT:-}" ] && curl -s "http://127.0.0.1:$MPORT/metrics" >"$BENCH_METRICS_OUT"
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$SERVE/status)
 # CPU seconds each process used (utime + stime), to see who holds the 2 cores
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }

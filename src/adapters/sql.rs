@@ -27,6 +27,8 @@
 //! * Every state change writes the message row and its `events` row in one
 //!   transaction; [`MessageStore::accept`] takes a whole batch per transaction.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -122,6 +124,12 @@ pub struct SqlStore {
     /// of queueing behind its transactions. Otherwise `pool` itself.
     read: AnyPool,
     backend: Backend,
+    /// SQLite: how many reports are parked (counted at open, then kept by
+    /// this store's own park / take / unpark), so the recorder skips
+    /// looking for parked reports, a write statement, when there are none.
+    /// A SQLite file has one serving process. `None` on PostgreSQL, where
+    /// other nodes park reports too: there it always looks.
+    parked: Option<Arc<AtomicI64>>,
 }
 
 const MESSAGE_COLS: &str =
@@ -195,15 +203,40 @@ impl SqlStore {
             }
             _ => pool.clone(),
         };
+        let parked = match backend {
+            Backend::Sqlite => {
+                let r = sqlx::query("SELECT COUNT(*) AS n FROM reports WHERE status = 'parked'")
+                    .fetch_one(&pool)
+                    .await
+                    .db()?;
+                Some(Arc::new(AtomicI64::new(get_i64(&r, "n")?)))
+            }
+            Backend::Postgres => None,
+        };
         Ok(SqlStore {
             pool,
             read,
             backend,
+            parked,
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether parked reports may exist (see `parked`).
+    fn may_have_parked(&self) -> bool {
+        self.parked
+            .as_ref()
+            .is_none_or(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
+    /// `delta` reports were parked (> 0) or left the parked set (< 0).
+    fn count_parked(&self, delta: i64) {
+        if let Some(n) = &self.parked {
+            n.fetch_add(delta, Ordering::Relaxed);
+        }
     }
 
     pub async fn close(&self) {
@@ -422,6 +455,244 @@ impl SqlStore {
         let ev = changed_event(&row, to, now)?;
         insert_events(tx, self.backend, &[(id, &ev, now)]).await?;
         Ok(Some(ev))
+    }
+
+    /// [`ReportStore::bind_many`] inside `tx`: the `submitted` changes, in
+    /// order (their events not inserted yet).
+    async fn bind_tx(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        binds: &[Bind],
+        now: Timestamp,
+    ) -> StoreResult<Vec<(MessageId, StatusEvent)>> {
+        if binds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let st = stmts(self.backend);
+        for chunk in binds.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|b| {
+                    (
+                        b.provider_id.as_str(),
+                        b.seg.message.0,
+                        i64::from(b.seg.part),
+                        b.link.as_str(),
+                    )
+                })
+                .collect();
+            let rows = json(&rows)?;
+            sqlx::query(st.bind_submits.as_str())
+                .bind(rows.as_str())
+                .bind(now.0)
+                .execute(&mut **tx)
+                .await
+                .db()?;
+            sqlx::query(st.bind_segments.as_str())
+                .bind(rows.as_str())
+                .bind(now.0)
+                .execute(&mut **tx)
+                .await
+                .db()?;
+        }
+        // messages whose every part is now bound go accepted → submitted,
+        // on the link of their last bound part
+        let mut last_link: Vec<(i64, &str)> = Vec::new();
+        let mut pos: std::collections::HashMap<MessageId, usize> = std::collections::HashMap::new();
+        for b in binds {
+            match pos.get(&b.seg.message) {
+                Some(&i) => last_link[i].1 = &b.link,
+                None => {
+                    pos.insert(b.seg.message, last_link.len());
+                    last_link.push((b.seg.message.0, &b.link));
+                }
+            }
+        }
+        let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
+        for chunk in last_link.chunks(JSON_CHUNK) {
+            let rows: Vec<Changed> = self
+                .dml_returning(
+                    tx,
+                    "bind_many",
+                    st.bind_messages_pre.as_str(),
+                    st.bind_messages.as_str(),
+                    json(&chunk)?,
+                    Some(now.0),
+                    |rows: &[Changed]| {
+                        let apply: Vec<(i64, Option<&str>)> =
+                            rows.iter().map(|r| (r.0, r.5.as_deref())).collect();
+                        json(&apply)
+                    },
+                )
+                .await?;
+            changed.extend(
+                rows.into_iter()
+                    .map(|r| changed_of(r, MessageState::Submitted, now)),
+            );
+        }
+        changed.sort_by_key(|(id, _)| pos[id]);
+        Ok(changed)
+    }
+
+    /// [`ReportStore::settle_many`] inside `tx`: one [`Settle`] per report
+    /// (events not attached yet) and the state changes, in report order
+    /// (not inserted yet).
+    async fn settle_tx(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        reports: &[Report],
+    ) -> StoreResult<(Vec<Settle>, Vec<SettleEvent>)> {
+        if reports.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let st = stmts(self.backend);
+        // provider id → latest submit
+        let mut subs: std::collections::HashMap<String, (SegmentRef, i64)> =
+            std::collections::HashMap::with_capacity(reports.len());
+        let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
+        for chunk in pids.chunks(JSON_CHUNK) {
+            let rows: Vec<(String, i64, i64, i64)> = json_result(
+                &sqlx::query(st.settle_submits.as_str())
+                    .bind(json(&chunk)?)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .db()?,
+            )?;
+            for (pid, message, part, at) in rows {
+                let seg = SegmentRef {
+                    message: MessageId(message),
+                    part: part as u16,
+                };
+                let e = subs.entry(pid).or_insert((seg, at));
+                if at > e.1 {
+                    *e = (seg, at);
+                }
+            }
+        }
+        // the first report per segment in this batch is the one that can
+        // apply (a segment takes one report); one set-based UPDATE says which did
+        let mut first: std::collections::HashMap<SegmentRef, usize> =
+            std::collections::HashMap::with_capacity(reports.len());
+        let mut out = Vec::with_capacity(reports.len());
+        for (i, report) in reports.iter().enumerate() {
+            match subs.get(report.provider_id.as_str()) {
+                None => out.push(Settle::Unknown),
+                Some(&(segment, at)) => {
+                    first.entry(segment).or_insert(i);
+                    out.push(Settle::Settled {
+                        segment,
+                        event: None,
+                        submitted_at: Some(Timestamp(at)),
+                    });
+                }
+            }
+        }
+        let mut cands: Vec<(SegmentRef, usize)> = first.into_iter().collect();
+        cands.sort_by_key(|(_, i)| *i);
+        let mut applied: std::collections::HashSet<SegmentRef> = Default::default();
+        for chunk in cands.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(seg, i)| {
+                    let r = &reports[*i];
+                    (
+                        seg.message.0,
+                        i64::from(seg.part),
+                        r.stat.as_str(),
+                        i64::from(r.delivered),
+                        r.received_at.0,
+                    )
+                })
+                .collect();
+            let done: Vec<(i64, i64)> = self
+                .dml_returning(
+                    tx,
+                    "settle_many segments",
+                    st.settle_segments_pre.as_str(),
+                    st.settle_segments.as_str(),
+                    json(&rows)?,
+                    None,
+                    |done: &[(i64, i64)]| {
+                        let hit: std::collections::HashSet<(i64, i64)> =
+                            done.iter().copied().collect();
+                        let apply: Vec<_> =
+                            rows.iter().filter(|r| hit.contains(&(r.0, r.1))).collect();
+                        json(&apply)
+                    },
+                )
+                .await?;
+            applied.extend(done.into_iter().map(|(message, part)| SegmentRef {
+                message: MessageId(message),
+                part: part as u16,
+            }));
+        }
+        // state changes, set-based: a failing report fails its message (the
+        // first one per message names code and link), then messages whose
+        // every part is delivered go delivered (the last delivering report
+        // of a message names code and time); a failed message stays failed
+        let mut failing: std::collections::BTreeMap<i64, usize> = Default::default();
+        let mut delivering: std::collections::BTreeMap<i64, usize> = Default::default();
+        for (seg, i) in &cands {
+            if !applied.contains(seg) {
+                continue;
+            }
+            if reports[*i].delivered {
+                let e = delivering.entry(seg.message.0).or_insert(*i);
+                *e = (*e).max(*i);
+            } else {
+                let e = failing.entry(seg.message.0).or_insert(*i);
+                *e = (*e).min(*i);
+            }
+        }
+        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
+        let failing: Vec<(i64, usize)> = failing.into_iter().collect();
+        for chunk in failing.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, i)| {
+                    let r = &reports[*i];
+                    (*id, r.stat.as_str(), r.link.as_deref(), r.received_at.0)
+                })
+                .collect();
+            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
+            let changed = self
+                .changed_rows(tx, &st.settle_failed_pre, &st.settle_failed, &rows, |r| r.0)
+                .await?;
+            for c in changed {
+                let i = idx[&c.0];
+                let at = reports[i].received_at;
+                let (id, ev) = changed_of(c, MessageState::Failed, at);
+                evs.push((i, id, ev, at));
+            }
+        }
+        let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
+        for chunk in delivering.chunks(JSON_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, i)| {
+                    let r = &reports[*i];
+                    (*id, r.stat.as_str(), r.received_at.0)
+                })
+                .collect();
+            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
+            let changed = self
+                .changed_rows(
+                    tx,
+                    &st.settle_delivered_pre,
+                    &st.settle_delivered,
+                    &rows,
+                    |r| r.0,
+                )
+                .await?;
+            for c in changed {
+                let i = idx[&c.0];
+                let at = reports[i].received_at;
+                let (id, ev) = changed_of(c, MessageState::Delivered, at);
+                evs.push((i, id, ev, at));
+            }
+        }
+        evs.sort_by_key(|(i, ..)| *i);
+        Ok((out, evs))
     }
 
     /// Runs a DML statement made by [`returning`] over the JSON batch
@@ -877,6 +1148,18 @@ type Changed = (
     Option<String>,
     i64,
 );
+
+/// A state change a report made: `(report index, message, event, time)`.
+type SettleEvent = (usize, MessageId, StatusEvent, Timestamp);
+
+/// Puts each report's state change into its [`Settle`].
+fn attach_events(settled: &mut [Settle], evs: Vec<SettleEvent>) {
+    for (i, _, ev, _) in evs {
+        if let Settle::Settled { event, .. } = &mut settled[i] {
+            *event = Some(ev);
+        }
+    }
+}
 
 /// The event of a state change from a [`Changed`] row.
 fn changed_of(c: Changed, to: MessageState, now: Timestamp) -> (MessageId, StatusEvent) {
@@ -1565,70 +1848,8 @@ impl ReportStore for SqlStore {
         if binds.is_empty() {
             return Ok(Vec::new());
         }
-        let st = stmts(self.backend);
         let mut tx = self.begin().await?;
-        for chunk in binds.chunks(JSON_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|b| {
-                    (
-                        b.provider_id.as_str(),
-                        b.seg.message.0,
-                        i64::from(b.seg.part),
-                        b.link.as_str(),
-                    )
-                })
-                .collect();
-            let rows = json(&rows)?;
-            sqlx::query(st.bind_submits.as_str())
-                .bind(rows.as_str())
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            sqlx::query(st.bind_segments.as_str())
-                .bind(rows.as_str())
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-        }
-        // messages whose every part is now bound go accepted → submitted,
-        // on the link of their last bound part
-        let mut last_link: Vec<(i64, &str)> = Vec::new();
-        let mut pos: std::collections::HashMap<MessageId, usize> = std::collections::HashMap::new();
-        for b in binds {
-            match pos.get(&b.seg.message) {
-                Some(&i) => last_link[i].1 = &b.link,
-                None => {
-                    pos.insert(b.seg.message, last_link.len());
-                    last_link.push((b.seg.message.0, &b.link));
-                }
-            }
-        }
-        let mut changed: Vec<(MessageId, StatusEvent)> = Vec::new();
-        for chunk in last_link.chunks(JSON_CHUNK) {
-            let rows: Vec<Changed> = self
-                .dml_returning(
-                    &mut tx,
-                    "bind_many",
-                    st.bind_messages_pre.as_str(),
-                    st.bind_messages.as_str(),
-                    json(&chunk)?,
-                    Some(now.0),
-                    |rows: &[Changed]| {
-                        let apply: Vec<(i64, Option<&str>)> =
-                            rows.iter().map(|r| (r.0, r.5.as_deref())).collect();
-                        json(&apply)
-                    },
-                )
-                .await?;
-            changed.extend(
-                rows.into_iter()
-                    .map(|r| changed_of(r, MessageState::Submitted, now)),
-            );
-        }
-        changed.sort_by_key(|(id, _)| pos[id]);
+        let changed = self.bind_tx(&mut tx, binds, now).await?;
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             changed.iter().map(|(id, e)| (*id, e, now)).collect();
         insert_events(&mut tx, self.backend, &refs).await?;
@@ -1636,174 +1857,41 @@ impl ReportStore for SqlStore {
         Ok(changed.into_iter().map(|(_, e)| e).collect())
     }
 
+    async fn record(
+        &self,
+        binds: &[Bind],
+        reports: &[Report],
+        now: Timestamp,
+    ) -> StoreResult<(Vec<StatusEvent>, Vec<Settle>)> {
+        if binds.is_empty() && reports.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut tx = self.begin().await?;
+        let changed = self.bind_tx(&mut tx, binds, now).await?;
+        let (mut settled, evs) = self.settle_tx(&mut tx, reports).await?;
+        let refs: Vec<(MessageId, &StatusEvent, Timestamp)> = changed
+            .iter()
+            .map(|(id, e)| (*id, e, now))
+            .chain(evs.iter().map(|(_, id, e, t)| (*id, e, *t)))
+            .collect();
+        insert_events(&mut tx, self.backend, &refs).await?;
+        tx.commit().await.db()?;
+        attach_events(&mut settled, evs);
+        Ok((changed.into_iter().map(|(_, e)| e).collect(), settled))
+    }
+
     async fn settle_many(&self, reports: &[Report]) -> StoreResult<Vec<Settle>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let st = stmts(self.backend);
         let mut tx = self.begin().await?;
-        // provider id → latest submit
-        let mut subs: std::collections::HashMap<String, (SegmentRef, i64)> =
-            std::collections::HashMap::with_capacity(reports.len());
-        let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
-        for chunk in pids.chunks(JSON_CHUNK) {
-            let rows: Vec<(String, i64, i64, i64)> = json_result(
-                &sqlx::query(st.settle_submits.as_str())
-                    .bind(json(&chunk)?)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .db()?,
-            )?;
-            for (pid, message, part, at) in rows {
-                let seg = SegmentRef {
-                    message: MessageId(message),
-                    part: part as u16,
-                };
-                let e = subs.entry(pid).or_insert((seg, at));
-                if at > e.1 {
-                    *e = (seg, at);
-                }
-            }
-        }
-        // the first report per segment in this batch is the one that can
-        // apply (a segment takes one report); one set-based UPDATE says which did
-        let mut first: std::collections::HashMap<SegmentRef, usize> =
-            std::collections::HashMap::with_capacity(reports.len());
-        let mut out = Vec::with_capacity(reports.len());
-        for (i, report) in reports.iter().enumerate() {
-            match subs.get(report.provider_id.as_str()) {
-                None => out.push(Settle::Unknown),
-                Some(&(segment, at)) => {
-                    first.entry(segment).or_insert(i);
-                    out.push(Settle::Settled {
-                        segment,
-                        event: None,
-                        submitted_at: Some(Timestamp(at)),
-                    });
-                }
-            }
-        }
-        let mut cands: Vec<(SegmentRef, usize)> = first.into_iter().collect();
-        cands.sort_by_key(|(_, i)| *i);
-        let mut applied: std::collections::HashSet<SegmentRef> = Default::default();
-        for chunk in cands.chunks(JSON_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(seg, i)| {
-                    let r = &reports[*i];
-                    (
-                        seg.message.0,
-                        i64::from(seg.part),
-                        r.stat.as_str(),
-                        i64::from(r.delivered),
-                        r.received_at.0,
-                    )
-                })
-                .collect();
-            let done: Vec<(i64, i64)> = self
-                .dml_returning(
-                    &mut tx,
-                    "settle_many segments",
-                    st.settle_segments_pre.as_str(),
-                    st.settle_segments.as_str(),
-                    json(&rows)?,
-                    None,
-                    |done: &[(i64, i64)]| {
-                        let hit: std::collections::HashSet<(i64, i64)> =
-                            done.iter().copied().collect();
-                        let apply: Vec<_> =
-                            rows.iter().filter(|r| hit.contains(&(r.0, r.1))).collect();
-                        json(&apply)
-                    },
-                )
-                .await?;
-            applied.extend(done.into_iter().map(|(message, part)| SegmentRef {
-                message: MessageId(message),
-                part: part as u16,
-            }));
-        }
-        // state changes, set-based: a failing report fails its message (the
-        // first one per message names code and link), then messages whose
-        // every part is delivered go delivered (the last delivering report
-        // of a message names code and time); a failed message stays failed
-        let mut failing: std::collections::BTreeMap<i64, usize> = Default::default();
-        let mut delivering: std::collections::BTreeMap<i64, usize> = Default::default();
-        for (seg, i) in &cands {
-            if !applied.contains(seg) {
-                continue;
-            }
-            if reports[*i].delivered {
-                let e = delivering.entry(seg.message.0).or_insert(*i);
-                *e = (*e).max(*i);
-            } else {
-                let e = failing.entry(seg.message.0).or_insert(*i);
-                *e = (*e).min(*i);
-            }
-        }
-        let mut evs: Vec<(usize, MessageId, StatusEvent, Timestamp)> = Vec::new();
-        let failing: Vec<(i64, usize)> = failing.into_iter().collect();
-        for chunk in failing.chunks(JSON_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(id, i)| {
-                    let r = &reports[*i];
-                    (*id, r.stat.as_str(), r.link.as_deref(), r.received_at.0)
-                })
-                .collect();
-            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
-            let changed = self
-                .changed_rows(
-                    &mut tx,
-                    &st.settle_failed_pre,
-                    &st.settle_failed,
-                    &rows,
-                    |r| r.0,
-                )
-                .await?;
-            for c in changed {
-                let i = idx[&c.0];
-                let at = reports[i].received_at;
-                let (id, ev) = changed_of(c, MessageState::Failed, at);
-                evs.push((i, id, ev, at));
-            }
-        }
-        let delivering: Vec<(i64, usize)> = delivering.into_iter().collect();
-        for chunk in delivering.chunks(JSON_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(id, i)| {
-                    let r = &reports[*i];
-                    (*id, r.stat.as_str(), r.received_at.0)
-                })
-                .collect();
-            let idx: std::collections::HashMap<i64, usize> = chunk.iter().copied().collect();
-            let changed = self
-                .changed_rows(
-                    &mut tx,
-                    &st.settle_delivered_pre,
-                    &st.settle_delivered,
-                    &rows,
-                    |r| r.0,
-                )
-                .await?;
-            for c in changed {
-                let i = idx[&c.0];
-                let at = reports[i].received_at;
-                let (id, ev) = changed_of(c, MessageState::Delivered, at);
-                evs.push((i, id, ev, at));
-            }
-        }
-        evs.sort_by_key(|(i, ..)| *i);
+        let (mut settled, evs) = self.settle_tx(&mut tx, reports).await?;
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             evs.iter().map(|(_, id, e, t)| (*id, e, *t)).collect();
         insert_events(&mut tx, self.backend, &refs).await?;
         tx.commit().await.db()?;
-        for (i, _, ev, _) in evs {
-            if let Settle::Settled { event, .. } = &mut out[i] {
-                *event = Some(ev);
-            }
-        }
-        Ok(out)
+        attach_events(&mut settled, evs);
+        Ok(settled)
     }
 
     async fn park_many(&self, reports: &[(Report, Timestamp)]) -> StoreResult<()> {
@@ -1821,16 +1909,20 @@ impl ReportStore for SqlStore {
                     )
                 })
                 .collect();
-            sqlx::query(stmts(self.backend).park_reports.as_str())
+            let res = sqlx::query(stmts(self.backend).park_reports.as_str())
                 .bind(json(&rows)?)
                 .execute(&self.pool)
                 .await
                 .db()?;
+            self.count_parked(res.rows_affected() as i64);
         }
         Ok(())
     }
 
     async fn take_parked_many(&self, provider_ids: &[ProviderMsgId]) -> StoreResult<Vec<Report>> {
+        if !self.may_have_parked() {
+            return Ok(Vec::new());
+        }
         let mut rows = Vec::new();
         for chunk in provider_ids.chunks(JSON_CHUNK) {
             let pids: Vec<(&str,)> = chunk.iter().map(|p| (p.as_str(),)).collect();
@@ -1844,6 +1936,7 @@ impl ReportStore for SqlStore {
             }
         }
         rows.sort_by_key(|(id, _)| *id);
+        self.count_parked(-(rows.len() as i64));
         Ok(rows.into_iter().map(|(_, r)| r).collect())
     }
 
@@ -1861,6 +1954,7 @@ impl ReportStore for SqlStore {
         .execute(&self.pool)
         .await
         .db()?;
+        self.count_parked(1);
         Ok(())
     }
 
@@ -1884,6 +1978,7 @@ impl ReportStore for SqlStore {
             out.push(report_of(r)?);
         }
         tx.commit().await.db()?;
+        self.count_parked(-(out.len() as i64));
         Ok(out)
     }
 
@@ -1913,7 +2008,8 @@ impl ReportStore for SqlStore {
         } else {
             sqlx::query("DELETE FROM reports WHERE id = $1")
         };
-        q.bind(key).execute(&self.pool).await.db()?;
+        let res = q.bind(key).execute(&self.pool).await.db()?;
+        self.count_parked(-(res.rows_affected() as i64));
         Ok(())
     }
 }

@@ -71,6 +71,48 @@ impl Correlator {
         Ok(events)
     }
 
+    /// A batch of outcomes: parts accepted by the carrier (`binds`) and
+    /// delivery reports, stored as one unit ([`ReportStore::record`]).
+    /// Reports parked for the bound parts (they came before the submit
+    /// response) are taken first and applied ahead of the batch's reports;
+    /// reports that match nothing are parked. Returns the events to publish.
+    pub async fn on_outcomes<S: ReportStore>(
+        &self,
+        store: &S,
+        binds: &[Bind],
+        reports: &[Report],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StatusEvent>> {
+        let taken = if binds.is_empty() {
+            Vec::new()
+        } else {
+            let pids: Vec<ProviderMsgId> = binds.iter().map(|b| b.provider_id.clone()).collect();
+            store.take_parked_many(&pids).await?
+        };
+        let all: std::borrow::Cow<'_, [Report]> = if taken.is_empty() {
+            reports.into()
+        } else {
+            taken
+                .iter()
+                .chain(reports)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into()
+        };
+        let (mut events, settled) = match store.record(binds, &all, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                // taken but not applied: park them again for the sweeper or a retry
+                for r in &taken {
+                    let _ = store.park(r, r.received_at.plus(self.park_ttl)).await;
+                }
+                return Err(e);
+            }
+        };
+        events.extend(self.after_settle(store, &all, settled).await?);
+        Ok(events)
+    }
+
     /// Many parts were accepted: binds them all, then applies the reports
     /// that arrived first. Returns the events to publish.
     pub async fn on_accepted_many<S: ReportStore>(
@@ -108,6 +150,16 @@ impl Correlator {
         reports: &[Report],
     ) -> StoreResult<Vec<StatusEvent>> {
         let settled = store.settle_many(reports).await?;
+        self.after_settle(store, reports, settled).await
+    }
+
+    /// Metrics and parking for settled `reports`; the events to publish.
+    async fn after_settle<S: ReportStore>(
+        &self,
+        store: &S,
+        reports: &[Report],
+        settled: Vec<Settle>,
+    ) -> StoreResult<Vec<StatusEvent>> {
         let mut events = Vec::new();
         let mut park = Vec::new();
         for (report, s) in reports.iter().zip(settled) {

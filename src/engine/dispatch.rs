@@ -427,16 +427,13 @@ impl<S: MessageStore + ReportStore> Outcomes<S> {
         now: Timestamp,
         out: &mut Vec<StatusEvent>,
     ) -> StoreResult<()> {
-        if !binds.is_empty() {
+        if !binds.is_empty() || !reports.is_empty() {
             out.extend(
                 self.correlator
-                    .on_accepted_many(&self.store, binds, now)
+                    .on_outcomes(&self.store, binds, reports, now)
                     .await?,
             );
             binds.clear();
-        }
-        if !reports.is_empty() {
-            out.extend(self.correlator.on_reports(&self.store, reports).await?);
             reports.clear();
         }
         Ok(())

@@ -82,7 +82,9 @@ impl Ingest {
                 m.claimed_until = Some(now.plus(pc.lease));
             }
         }
+        let t0 = std::time::Instant::now();
         let res = store.accept(&msgs, &dead).await?;
+        metrics::histogram!(m::STORE_OP, "op" => "accept").record(t0.elapsed().as_secs_f64());
         let ready = if preclaim.is_some() {
             ready_of(&msgs, &res)
         } else {

@@ -27,7 +27,16 @@ pub const IN_FLIGHT: &str = "smsgw_engine_in_flight";
 /// `{priority}` durable acceptance → handed to a channel
 pub const ACCEPT_TO_DISPATCH: &str = "smsgw_accept_to_dispatch_seconds";
 
+/// `{op = accept | claim | record}` one store call of the engine's hot path
+/// (a batch), waiting for the connection included
+pub const STORE_OP: &str = "smsgw_store_op_seconds";
+
 pub fn describe() {
+    describe_histogram!(
+        STORE_OP,
+        Unit::Seconds,
+        "one batch store call of the hot path (accept, claim, record outcomes), connection wait included"
+    );
     describe_gauge!(
         IN_FLIGHT,
         Unit::Count,

@@ -338,6 +338,23 @@ pub trait ReportStore: Send + Sync {
         }
     }
 
+    /// [`ReportStore::bind_many`] then [`ReportStore::settle_many`] as one
+    /// unit (one transaction where the store has them): what the recorder
+    /// stores per batch of outcomes. The binds come first, so a report in
+    /// the same batch as its part's submit response matches.
+    fn record(
+        &self,
+        binds: &[Bind],
+        reports: &[Report],
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<(Vec<StatusEvent>, Vec<Settle>)>> + Send {
+        async move {
+            let events = self.bind_many(binds, now).await?;
+            let settled = self.settle_many(reports).await?;
+            Ok((events, settled))
+        }
+    }
+
     /// [`ReportStore::park`] for many reports, each kept until its own deadline.
     fn park_many(
         &self,

@@ -476,6 +476,8 @@ where
         let t0 = Instant::now();
         match outcomes.apply(&backlog, Timestamp::now()).await {
             Ok(evs) => {
+                metrics::histogram!(m::STORE_OP, "op" => "record")
+                    .record(t0.elapsed().as_secs_f64());
                 tracing::debug!(
                     outcomes = backlog.len(),
                     ms = t0.elapsed().as_secs_f64() * 1e3,
@@ -553,6 +555,8 @@ where
             f.reserved -= want;
             match res {
                 Ok(claimed) => {
+                    metrics::histogram!(m::STORE_OP, "op" => "claim")
+                        .record(t0.elapsed().as_secs_f64());
                     tracing::debug!(
                         claimed = claimed.len(),
                         want,
