@@ -426,13 +426,14 @@ impl SqlStore {
     /// Returns the event when the row changed and the state is published.
     async fn transition(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         id: MessageId,
         to: MessageState,
         code: Option<&str>,
         link: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<Option<StatusEvent>> {
+        tx.run(None).await?;
         let row = sqlx::query(
             "UPDATE messages SET state = $1, code = COALESCE($2, code), link = COALESCE($3, link), \
              updated_at = $4 WHERE id = $5 AND state NOT IN ('delivered', 'failed', 'expired') AND state <> $1 \
@@ -443,7 +444,7 @@ impl SqlStore {
         .bind(link)
         .bind(now.0)
         .bind(id.0)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx.inner)
         .await
         .db()?;
         let Some(row) = row else {
@@ -453,7 +454,7 @@ impl SqlStore {
             return Ok(None);
         }
         let ev = changed_event(&row, to, now)?;
-        insert_events(tx, self.backend, &[(id, &ev, now)]).await?;
+        insert_events(tx, &[(id, &ev, now)]).await?;
         Ok(Some(ev))
     }
 
@@ -461,7 +462,7 @@ impl SqlStore {
     /// order (their events not inserted yet).
     async fn bind_tx(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         binds: &[Bind],
         now: Timestamp,
     ) -> StoreResult<Vec<(MessageId, StatusEvent)>> {
@@ -482,18 +483,18 @@ impl SqlStore {
                 })
                 .collect();
             let rows = json(&rows)?;
-            sqlx::query(st.bind_submits.as_str())
-                .bind(rows.as_str())
-                .bind(now.0)
-                .execute(&mut **tx)
-                .await
-                .db()?;
-            sqlx::query(st.bind_segments.as_str())
-                .bind(rows.as_str())
-                .bind(now.0)
-                .execute(&mut **tx)
-                .await
-                .db()?;
+            tx.defer(
+                st.bind_submits.as_str(),
+                vec![Arg::Text(rows.clone()), Arg::Int(now.0)],
+                Some((chunk.len() as u64, "insert submits")),
+            )
+            .await?;
+            tx.defer(
+                st.bind_segments.as_str(),
+                vec![Arg::Text(rows), Arg::Int(now.0)],
+                None,
+            )
+            .await?;
         }
         // messages whose every part is now bound go accepted → submitted,
         // on the link of their last bound part
@@ -539,7 +540,7 @@ impl SqlStore {
     /// (not inserted yet).
     async fn settle_tx(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         reports: &[Report],
     ) -> StoreResult<(Vec<Settle>, Vec<SettleEvent>)> {
         if reports.is_empty() {
@@ -552,11 +553,8 @@ impl SqlStore {
         let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
         for chunk in pids.chunks(JSON_CHUNK) {
             let rows: Vec<(String, i64, i64, i64)> = json_result(
-                &sqlx::query(st.settle_submits.as_str())
-                    .bind(json(&chunk)?)
-                    .fetch_one(&mut **tx)
-                    .await
-                    .db()?,
+                &tx.fetch_one(st.settle_submits.as_str(), vec![Arg::Text(json(&chunk)?)])
+                    .await?,
             )?;
             for (pid, message, part, at) in rows {
                 let seg = SegmentRef {
@@ -704,8 +702,8 @@ impl SqlStore {
     #[allow(clippy::too_many_arguments)]
     async fn dml_returning<T: serde::de::DeserializeOwned>(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        what: &str,
+        tx: &mut Tx,
+        what: &'static str,
         pre: &'static str,
         dml: &'static str,
         param: String,
@@ -714,27 +712,18 @@ impl SqlStore {
     ) -> StoreResult<Vec<T>> {
         match self.backend {
             Backend::Postgres => {
-                let mut q = sqlx::query(dml).bind(param);
-                if let Some(x) = extra {
-                    q = q.bind(x);
-                }
-                json_result(&q.fetch_one(&mut **tx).await.db()?)
+                let mut args = vec![Arg::Text(param)];
+                args.extend(extra.map(Arg::Int));
+                json_result(&tx.fetch_one(dml, args).await?)
             }
             Backend::Sqlite => {
-                let changed: Vec<T> = json_result(
-                    &sqlx::query(pre)
-                        .bind(param)
-                        .fetch_one(&mut **tx)
-                        .await
-                        .db()?,
-                )?;
+                let changed: Vec<T> =
+                    json_result(&tx.fetch_one(pre, vec![Arg::Text(param)]).await?)?;
                 if !changed.is_empty() {
-                    let mut q = sqlx::query(dml).bind(apply(&changed)?);
-                    if let Some(x) = extra {
-                        q = q.bind(x);
-                    }
-                    let res = q.execute(&mut **tx).await.db()?;
-                    check_applied(what, &res, changed.len())?;
+                    let mut args = vec![Arg::Text(apply(&changed)?)];
+                    args.extend(extra.map(Arg::Int));
+                    tx.defer(dml, args, Some((changed.len() as u64, what)))
+                        .await?;
                 }
                 Ok(changed)
             }
@@ -746,7 +735,7 @@ impl SqlStore {
     /// message): SQLite applies it to the rows of the changed messages.
     async fn changed_rows<R: serde::Serialize>(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         pre: &'static str,
         dml: &'static str,
         rows: &[R],
@@ -771,6 +760,15 @@ impl SqlStore {
     /// On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`): a
     /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
     /// instead of waiting when another connection wrote in between.
+    async fn begin_tx(&self) -> StoreResult<Tx> {
+        Ok(Tx {
+            inner: self.begin().await?,
+            backend: self.backend,
+            queued: Vec::new(),
+            affected: Vec::new(),
+        })
+    }
+
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
@@ -1091,6 +1089,32 @@ mod stmt_tests {
     use super::*;
 
     #[test]
+    fn combined_statements_number_values_after_the_parts_before() {
+        assert_eq!(
+            renumber(
+                "UPDATE t SET a = $2 WHERE b IN (SELECT j.value FROM json_each($1))",
+                3
+            ),
+            (
+                "UPDATE t SET a = $5 WHERE b IN (SELECT j.value FROM json_each($4))".to_owned(),
+                2
+            )
+        );
+        assert_eq!(renumber("SELECT 1", 7), ("SELECT 1".to_owned(), 0));
+        assert_eq!(renumber("x = $10 AND y = $1", 2).0, "x = $12 AND y = $3");
+        static A: &str = "INSERT INTO t SELECT $1, $2";
+        static B: &str = "SELECT $1";
+        let (sql, counts) = combined(&[A, B, A]);
+        assert_eq!(
+            sql,
+            "INSERT INTO t SELECT $1, $2;\nSELECT $3;\nINSERT INTO t SELECT $4, $5;\n"
+        );
+        assert_eq!(counts, vec![2, 1, 2]);
+        // one statement: its own text, which sqlx has prepared already
+        assert!(std::ptr::eq(combined(&[B]).0, B));
+    }
+
+    #[test]
     fn statements_fill_the_row_source() {
         for b in [Backend::Sqlite, Backend::Postgres] {
             let s = stmts(b);
@@ -1241,12 +1265,12 @@ fn check_applied(what: &str, res: &sqlx::any::AnyQueryResult, expected: usize) -
     Ok(())
 }
 
-/// History rows: one statement per [`JSON_CHUNK`] rows.
+/// History rows: one statement per [`JSON_CHUNK`] rows (queued in `tx`).
 async fn insert_events(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
+    tx: &mut Tx,
     evs: &[(MessageId, &StatusEvent, Timestamp)],
 ) -> StoreResult<()> {
+    let st = stmts(tx.backend);
     for chunk in evs.chunks(JSON_CHUNK) {
         let rows: Vec<_> = chunk
             .iter()
@@ -1264,13 +1288,218 @@ async fn insert_events(
                 )
             })
             .collect();
-        sqlx::query(stmts(backend).insert_events.as_str())
-            .bind(json(&rows)?)
-            .execute(&mut **tx)
-            .await
-            .db()?;
+        tx.defer(
+            st.insert_events.as_str(),
+            vec![Arg::Text(json(&rows)?)],
+            Some((chunk.len() as u64, "insert events")),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// One bound value of a [`Tx`] statement.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A statement queued in a [`Tx`]: its SQL, its values (`$1`.. in order)
+/// and, when the caller knows it, how many rows it must change.
+struct Queued {
+    sql: &'static str,
+    args: Vec<Arg>,
+    expect: Option<(u64, &'static str)>,
+}
+
+/// A write transaction of the hot path.
+///
+/// On SQLite, statements whose result nobody reads at once are queued
+/// ([`Tx::defer`]) and sent together with the next statement whose rows are
+/// needed ([`Tx::fetch`]), or at [`Tx::commit`], as ONE multi-statement
+/// query. sqlx runs SQLite on a worker thread and every query is a round
+/// trip to it; with the recorder, claimer and ingest sharing the one writer
+/// connection, those round trips (cross-thread wake-ups on a busy 2-core
+/// machine) measured as the connection standing idle about half the time
+/// it was held (`sqlx::query` debug log: statement time ~50% of wall time).
+/// A queued statement that must change a known number of rows is checked
+/// when it ran; a mismatch fails the call and the transaction rolls back.
+///
+/// sqlx 0.9 marks multi-statement queries (`fetch_many`) deprecated in
+/// favour of `raw_sql`, which takes no bind values; sqlx-sqlite still runs
+/// them statement by statement, binding `$N` by number across statements,
+/// which is what [`combined`] relies on (Cargo.lock pins sqlx).
+///
+/// On PostgreSQL every statement runs at once (it prepares one statement
+/// per query); the pipelining there is the server's job.
+struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    queued: Vec<Queued>,
+    /// Rows changed by each statement of the last query sent.
+    affected: Vec<u64>,
+}
+
+impl Tx {
+    /// Runs `sql` now or (SQLite) with the next fetch or the commit.
+    async fn defer(
+        &mut self,
+        sql: &'static str,
+        args: Vec<Arg>,
+        expect: Option<(u64, &'static str)>,
+    ) -> StoreResult<()> {
+        self.queued.push(Queued { sql, args, expect });
+        if self.backend == Backend::Postgres {
+            self.run(None).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the queued statements, then `sql`; returns `sql`'s rows.
+    async fn fetch(&mut self, sql: &'static str, args: Vec<Arg>) -> StoreResult<Vec<AnyRow>> {
+        self.queued.push(Queued {
+            sql,
+            args,
+            expect: None,
+        });
+        self.run(Some(())).await
+    }
+
+    /// [`Tx::fetch`] of a statement that returns exactly one row.
+    async fn fetch_one(&mut self, sql: &'static str, args: Vec<Arg>) -> StoreResult<AnyRow> {
+        let mut rows = self.fetch(sql, args).await?;
+        match rows.len() {
+            1 => Ok(rows.pop().expect("one row")),
+            n => Err(StoreError::Backend(format!("expected one row, got {n}"))),
+        }
+    }
+
+    /// Runs what is queued, then commits.
+    async fn commit(mut self) -> StoreResult<()> {
+        self.run(None).await?;
+        self.inner.commit().await.db()
+    }
+
+    /// Sends the queued statements as one query; checks their row counts;
+    /// returns the rows of the last one when `rows_of_last`.
+    async fn run(&mut self, rows_of_last: Option<()>) -> StoreResult<Vec<AnyRow>> {
+        use futures::TryStreamExt;
+        if self.queued.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = std::mem::take(&mut self.queued);
+        let (sql, counts) = combined(&queued.iter().map(|q| q.sql).collect::<Vec<_>>());
+        if let Some((q, n)) = queued
+            .iter()
+            .zip(&counts)
+            .find(|(q, n)| q.args.len() != **n)
+        {
+            return Err(StoreError::Backend(format!(
+                "statement takes {n} values, given {}: {}",
+                q.args.len(),
+                q.sql
+            )));
+        }
+        let mut q = sqlx::query(sql);
+        for a in queued.iter().flat_map(|q| &q.args) {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        // one `Left` (rows affected) per statement, after that statement's rows
+        #[allow(deprecated)] // multi-statement query: see the type's docs
+        let mut results = q.fetch_many(&mut *self.inner);
+        let mut done = 0;
+        let mut rows = Vec::new();
+        self.affected.clear();
+        while let Some(item) = results.try_next().await.db()? {
+            match item {
+                sqlx::Either::Right(row) => {
+                    if done + 1 == queued.len() && rows_of_last.is_some() {
+                        rows.push(row);
+                    }
+                }
+                sqlx::Either::Left(res) => {
+                    self.affected.push(res.rows_affected());
+                    if let Some((n, what)) = queued.get(done).and_then(|q| q.expect) {
+                        if res.rows_affected() != n {
+                            return Err(StoreError::Backend(format!(
+                                "{what}: changed {} rows, expected {n}",
+                                res.rows_affected()
+                            )));
+                        }
+                    }
+                    done += 1;
+                }
+            }
+        }
+        if done != queued.len() {
+            return Err(StoreError::Backend(format!(
+                "a batch of {} statements ran {done}",
+                queued.len()
+            )));
+        }
+        Ok(rows)
+    }
+}
+
+/// The statements `parts` as one query text: each part's `$N` renumbered
+/// after the values of the parts before it. Built once per combination
+/// (the hot path uses a handful) and kept, so sqlx prepares each
+/// combination once and then reuses it.
+/// Also how many values each part takes (its largest `$N`).
+fn combined(parts: &[&'static str]) -> (&'static str, Vec<usize>) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Cache = Mutex<HashMap<Vec<usize>, (&'static str, Vec<usize>)>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key: Vec<usize> = parts.iter().map(|p| p.as_ptr() as usize).collect();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("poisoned");
+    if let Some(c) = cache.get(&key) {
+        return c.clone();
+    }
+    let mut out = String::new();
+    let mut base = 0;
+    let mut counts = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (text, n) = renumber(p, base);
+        out.push_str(&text);
+        out.push_str(";\n");
+        base += n;
+        counts.push(n);
+    }
+    let sql: &'static str = if let [one] = parts {
+        one
+    } else {
+        Box::leak(out.into_boxed_str())
+    };
+    cache.insert(key, (sql, counts.clone()));
+    (sql, counts)
+}
+
+/// `sql` with every `$N` made `$(N + base)`; also the largest `N` (how many
+/// values the statement takes). The hot path's SQL has no `$` in literals.
+fn renumber(sql: &str, base: usize) -> (String, usize) {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut max = 0;
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let n: usize = rest[..digits].parse().expect("digits");
+            max = max.max(n);
+            out.push_str(&(n + base).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    (out, max)
 }
 
 fn event_of(r: &AnyRow) -> StoreResult<StatusEvent> {
@@ -1301,7 +1530,7 @@ impl MessageStore for SqlStore {
     async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
         let st = stmts(self.backend);
         let mut out = AcceptResult::default();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         for chunk in msgs.chunks(JSON_CHUNK) {
             let rows: Vec<_> = chunk
                 .iter()
@@ -1330,11 +1559,8 @@ impl MessageStore for SqlStore {
                 .collect();
             let returned: Vec<(i64, String, String)> = match self.backend {
                 Backend::Postgres => json_result(
-                    &sqlx::query(st.accept_messages.as_str())
-                        .bind(json(&rows)?)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?,
+                    &tx.fetch_one(st.accept_messages.as_str(), vec![Arg::Text(json(&rows)?)])
+                        .await?,
                 )?,
                 // The inserted rows are exactly those with an id above the
                 // largest before the INSERT: `messages.id` is INTEGER
@@ -1347,35 +1573,27 @@ impl MessageStore for SqlStore {
                 // the pool's one connection runs only this transaction.
                 // (No assumption that the ids are consecutive or in batch order.)
                 Backend::Sqlite => {
-                    let before = sqlx::query(st.max_message_id.as_str())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?;
+                    let before = tx.fetch_one(st.max_message_id.as_str(), vec![]).await?;
                     let before = get_i64(&before, "n")?;
-                    let res = sqlx::query(st.accept_messages.as_str())
-                        .bind(json(&rows)?)
-                        .execute(&mut *tx)
-                        .await
-                        .db()?;
-                    if res.rows_affected() == 0 {
-                        Vec::new()
-                    } else {
-                        let got: Vec<(i64, String, String)> = json_result(
-                            &sqlx::query(st.accepted_since.as_str())
-                                .bind(before)
-                                .fetch_one(&mut *tx)
-                                .await
-                                .db()?,
-                        )?;
-                        if got.len() as u64 != res.rows_affected() {
-                            return Err(StoreError::Backend(format!(
-                                "accept: inserted {} rows, found {}",
-                                res.rows_affected(),
-                                got.len()
-                            )));
-                        }
-                        got
+                    tx.defer(
+                        st.accept_messages.as_str(),
+                        vec![Arg::Text(json(&rows)?)],
+                        None,
+                    )
+                    .await?;
+                    // one query: the INSERT, then the rows it inserted
+                    let got: Vec<(i64, String, String)> = json_result(
+                        &tx.fetch_one(st.accepted_since.as_str(), vec![Arg::Int(before)])
+                            .await?,
+                    )?;
+                    let inserted = tx.affected.first().copied().unwrap_or(0);
+                    if got.len() as u64 != inserted {
+                        return Err(StoreError::Backend(format!(
+                            "accept: inserted {inserted} rows, found {}",
+                            got.len()
+                        )));
                     }
+                    got
                 }
             };
             // RETURNING order is unspecified: match rows by key. A repeat
@@ -1409,11 +1627,12 @@ impl MessageStore for SqlStore {
                 .flat_map(|(id, m)| (1..=i64::from(m.segments.max(1))).map(move |p| (id.0, p)))
                 .collect();
             for sc in segs.chunks(JSON_CHUNK) {
-                sqlx::query(st.insert_segments.as_str())
-                    .bind(json(&sc)?)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
+                tx.defer(
+                    st.insert_segments.as_str(),
+                    vec![Arg::Text(json(&sc)?)],
+                    Some((sc.len() as u64, "insert segments")),
+                )
+                .await?;
             }
             let evs: Vec<(MessageId, StatusEvent, Timestamp)> = new
                 .iter()
@@ -1436,7 +1655,7 @@ impl MessageStore for SqlStore {
                 .collect();
             let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
                 evs.iter().map(|(i, e, t)| (*i, e, *t)).collect();
-            insert_events(&mut tx, self.backend, &refs).await?;
+            insert_events(&mut tx, &refs).await?;
             out.accepted
                 .extend(evs.into_iter().map(|(id, ev, _)| (id, ev)));
         }
@@ -1453,13 +1672,14 @@ impl MessageStore for SqlStore {
                     )
                 })
                 .collect();
-            sqlx::query(st.insert_dead.as_str())
-                .bind(json(&rows)?)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            tx.defer(
+                st.insert_dead.as_str(),
+                vec![Arg::Text(json(&rows)?)],
+                Some((chunk.len() as u64, "insert dead letters")),
+            )
+            .await?;
         }
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -1552,7 +1772,7 @@ impl MessageStore for SqlStore {
         possible_duplicate: bool,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         sqlx::query(
             "UPDATE messages SET last_reason = $1, \
              possible_duplicate = CASE WHEN $2 = 1 THEN 1 ELSE possible_duplicate END WHERE id = $3",
@@ -1560,12 +1780,12 @@ impl MessageStore for SqlStore {
         .bind(reason)
         .bind(i64::from(possible_duplicate))
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *tx.inner)
         .await
         .db()?;
         self.transition(&mut tx, id, MessageState::Retryable, None, None, now)
             .await?;
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1576,20 +1796,20 @@ impl MessageStore for SqlStore {
         link: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<Option<StatusEvent>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let ev = self
             .transition(&mut tx, id, MessageState::Failed, Some(code), link, now)
             .await?;
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(ev)
     }
 
     async fn expire(&self, id: MessageId, now: Timestamp) -> StoreResult<Option<StatusEvent>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let ev = self
             .transition(&mut tx, id, MessageState::Expired, None, None, now)
             .await?;
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(ev)
     }
 
@@ -1719,28 +1939,28 @@ impl ReportStore for SqlStore {
         provider_id: &ProviderMsgId,
         now: Timestamp,
     ) -> StoreResult<Option<StatusEvent>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         sqlx::query("INSERT INTO submits (provider_id, message_id, part, link, submitted_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(provider_id.as_str())
             .bind(seg.message.0)
             .bind(i64::from(seg.part))
             .bind(link)
             .bind(now.0)
-            .execute(&mut *tx)
+            .execute(&mut *tx.inner)
             .await
             .db()?;
         sqlx::query("UPDATE segments SET submitted_at = $1 WHERE message_id = $2 AND part = $3")
             .bind(now.0)
             .bind(seg.message.0)
             .bind(i64::from(seg.part))
-            .execute(&mut *tx)
+            .execute(&mut *tx.inner)
             .await
             .db()?;
         let r = sqlx::query(
             "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND submitted_at IS NULL",
         )
         .bind(seg.message.0)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *tx.inner)
         .await
         .db()?;
         let mut ev = None;
@@ -1748,7 +1968,7 @@ impl ReportStore for SqlStore {
             // only from accepted: a report may already have finished the message
             let st = sqlx::query("SELECT state FROM messages WHERE id = $1")
                 .bind(seg.message.0)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *tx.inner)
                 .await
                 .db()?;
             if let Some(st) = st {
@@ -1766,18 +1986,18 @@ impl ReportStore for SqlStore {
                 }
             }
         }
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(ev)
     }
 
     async fn settle(&self, report: &Report) -> StoreResult<Settle> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let row = sqlx::query(
             "SELECT message_id, part, submitted_at FROM submits WHERE provider_id = $1 \
              ORDER BY submitted_at DESC LIMIT 1",
         )
         .bind(report.provider_id.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *tx.inner)
         .await
         .db()?;
         let Some(row) = row else {
@@ -1797,7 +2017,7 @@ impl ReportStore for SqlStore {
         .bind(report.received_at.0)
         .bind(segment.message.0)
         .bind(i64::from(segment.part))
-        .execute(&mut *tx)
+        .execute(&mut *tx.inner)
         .await
         .db()?;
         let mut event = None;
@@ -1819,7 +2039,7 @@ impl ReportStore for SqlStore {
                     "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND (delivered IS NULL OR delivered = 0)",
                 )
                 .bind(segment.message.0)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *tx.inner)
                 .await
                 .db()?;
                 if get_i64(&r, "n")? == 0 {
@@ -1836,7 +2056,7 @@ impl ReportStore for SqlStore {
                 }
             }
         }
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(Settle::Settled {
             segment,
             event,
@@ -1848,12 +2068,12 @@ impl ReportStore for SqlStore {
         if binds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let changed = self.bind_tx(&mut tx, binds, now).await?;
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             changed.iter().map(|(id, e)| (*id, e, now)).collect();
-        insert_events(&mut tx, self.backend, &refs).await?;
-        tx.commit().await.db()?;
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await?;
         Ok(changed.into_iter().map(|(_, e)| e).collect())
     }
 
@@ -1866,7 +2086,7 @@ impl ReportStore for SqlStore {
         if binds.is_empty() && reports.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let changed = self.bind_tx(&mut tx, binds, now).await?;
         let (mut settled, evs) = self.settle_tx(&mut tx, reports).await?;
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> = changed
@@ -1874,8 +2094,8 @@ impl ReportStore for SqlStore {
             .map(|(id, e)| (*id, e, now))
             .chain(evs.iter().map(|(_, id, e, t)| (*id, e, *t)))
             .collect();
-        insert_events(&mut tx, self.backend, &refs).await?;
-        tx.commit().await.db()?;
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await?;
         attach_events(&mut settled, evs);
         Ok((changed.into_iter().map(|(_, e)| e).collect(), settled))
     }
@@ -1884,12 +2104,12 @@ impl ReportStore for SqlStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let (mut settled, evs) = self.settle_tx(&mut tx, reports).await?;
         let refs: Vec<(MessageId, &StatusEvent, Timestamp)> =
             evs.iter().map(|(_, id, e, t)| (*id, e, *t)).collect();
-        insert_events(&mut tx, self.backend, &refs).await?;
-        tx.commit().await.db()?;
+        insert_events(&mut tx, &refs).await?;
+        tx.commit().await?;
         attach_events(&mut settled, evs);
         Ok(settled)
     }
