@@ -444,7 +444,7 @@ impl SqlStore {
         .bind(link)
         .bind(now.0)
         .bind(id.0)
-        .fetch_optional(&mut *tx.inner)
+        .fetch_optional(tx.conn())
         .await
         .db()?;
         let Some(row) = row else {
@@ -761,12 +761,27 @@ impl SqlStore {
     /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
     /// instead of waiting when another connection wrote in between.
     async fn begin_tx(&self) -> StoreResult<Tx> {
-        Ok(Tx {
-            inner: self.begin().await?,
-            backend: self.backend,
-            queued: Vec::new(),
-            affected: Vec::new(),
-        })
+        match self.backend {
+            Backend::Postgres => Ok(Tx {
+                inner: TxConn::Postgres(Some(self.begin().await?)),
+                backend: self.backend,
+                queued: Vec::new(),
+                affected: Vec::new(),
+            }),
+            Backend::Sqlite => Ok(Tx {
+                inner: TxConn::Sqlite {
+                    conn: self.pool.acquire().await.db()?,
+                    open: true,
+                },
+                backend: self.backend,
+                queued: vec![Queued {
+                    sql: SQLITE_BEGIN,
+                    args: Vec::new(),
+                    expect: None,
+                }],
+                affected: Vec::new(),
+            }),
+        }
     }
 
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
@@ -1333,14 +1348,48 @@ struct Queued {
 /// On PostgreSQL every statement runs at once (it prepares one statement
 /// per query); the pipelining there is the server's job.
 struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
+    inner: TxConn,
     backend: Backend,
     queued: Vec<Queued>,
     /// Rows changed by each statement of the last query sent.
     affected: Vec<u64>,
 }
 
+/// The connection of a [`Tx`].
+enum TxConn {
+    /// PostgreSQL: sqlx's transaction (taken by the commit).
+    Postgres(Option<sqlx::Transaction<'static, sqlx::Any>>),
+    /// SQLite: the transaction is spelled out in the queued statements
+    /// (`BEGIN IMMEDIATE` goes with the first query, `COMMIT` with the
+    /// last), saving the two round trips sqlx's own begin and commit take.
+    /// `open` until the `COMMIT` ran; a `Tx` dropped open (an error, or its
+    /// future cancelled) closes the connection, and closing rolls back.
+    Sqlite {
+        conn: sqlx::pool::PoolConnection<sqlx::Any>,
+        open: bool,
+    },
+}
+
+static SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
+static SQLITE_COMMIT: &str = "COMMIT";
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let TxConn::Sqlite { conn, open: true } = &mut self.inner {
+            conn.close_on_drop();
+        }
+    }
+}
+
 impl Tx {
+    /// The connection, for a statement run directly (after [`Tx::run`]).
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        match &mut self.inner {
+            TxConn::Postgres(t) => t.as_mut().expect("transaction in use after commit"),
+            TxConn::Sqlite { conn, .. } => &mut *conn,
+        }
+    }
+
     /// Runs `sql` now or (SQLite) with the next fetch or the commit.
     async fn defer(
         &mut self,
@@ -1376,8 +1425,27 @@ impl Tx {
 
     /// Runs what is queued, then commits.
     async fn commit(mut self) -> StoreResult<()> {
-        self.run(None).await?;
-        self.inner.commit().await.db()
+        if self.backend == Backend::Postgres {
+            self.run(None).await?; // nothing is queued there; for symmetry
+        }
+        match &mut self.inner {
+            TxConn::Sqlite { .. } => {
+                self.queued.push(Queued {
+                    sql: SQLITE_COMMIT,
+                    args: Vec::new(),
+                    expect: None,
+                });
+                self.run(None).await?;
+                if let TxConn::Sqlite { open, .. } = &mut self.inner {
+                    *open = false;
+                }
+                Ok(())
+            }
+            TxConn::Postgres(t) => {
+                let t = t.take().expect("transaction in use after commit");
+                t.commit().await.db()
+            }
+        }
     }
 
     /// Sends the queued statements as one query; checks their row counts;
@@ -1407,12 +1475,13 @@ impl Tx {
                 Arg::Int(i) => q.bind(*i),
             };
         }
+        let mut affected = std::mem::take(&mut self.affected);
+        affected.clear();
         // one `Left` (rows affected) per statement, after that statement's rows
         #[allow(deprecated)] // multi-statement query: see the type's docs
-        let mut results = q.fetch_many(&mut *self.inner);
+        let mut results = q.fetch_many(self.conn());
         let mut done = 0;
         let mut rows = Vec::new();
-        self.affected.clear();
         while let Some(item) = results.try_next().await.db()? {
             match item {
                 sqlx::Either::Right(row) => {
@@ -1421,7 +1490,7 @@ impl Tx {
                     }
                 }
                 sqlx::Either::Left(res) => {
-                    self.affected.push(res.rows_affected());
+                    affected.push(res.rows_affected());
                     if let Some((n, what)) = queued.get(done).and_then(|q| q.expect) {
                         if res.rows_affected() != n {
                             return Err(StoreError::Backend(format!(
@@ -1434,6 +1503,8 @@ impl Tx {
                 }
             }
         }
+        drop(results);
+        self.affected = affected;
         if done != queued.len() {
             return Err(StoreError::Backend(format!(
                 "a batch of {} statements ran {done}",
@@ -1780,7 +1851,7 @@ impl MessageStore for SqlStore {
         .bind(reason)
         .bind(i64::from(possible_duplicate))
         .bind(id.0)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn())
         .await
         .db()?;
         self.transition(&mut tx, id, MessageState::Retryable, None, None, now)
@@ -1946,21 +2017,21 @@ impl ReportStore for SqlStore {
             .bind(i64::from(seg.part))
             .bind(link)
             .bind(now.0)
-            .execute(&mut *tx.inner)
+            .execute(tx.conn())
             .await
             .db()?;
         sqlx::query("UPDATE segments SET submitted_at = $1 WHERE message_id = $2 AND part = $3")
             .bind(now.0)
             .bind(seg.message.0)
             .bind(i64::from(seg.part))
-            .execute(&mut *tx.inner)
+            .execute(tx.conn())
             .await
             .db()?;
         let r = sqlx::query(
             "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND submitted_at IS NULL",
         )
         .bind(seg.message.0)
-        .fetch_one(&mut *tx.inner)
+        .fetch_one(tx.conn())
         .await
         .db()?;
         let mut ev = None;
@@ -1968,7 +2039,7 @@ impl ReportStore for SqlStore {
             // only from accepted: a report may already have finished the message
             let st = sqlx::query("SELECT state FROM messages WHERE id = $1")
                 .bind(seg.message.0)
-                .fetch_optional(&mut *tx.inner)
+                .fetch_optional(tx.conn())
                 .await
                 .db()?;
             if let Some(st) = st {
@@ -1997,7 +2068,7 @@ impl ReportStore for SqlStore {
              ORDER BY submitted_at DESC LIMIT 1",
         )
         .bind(report.provider_id.as_str())
-        .fetch_optional(&mut *tx.inner)
+        .fetch_optional(tx.conn())
         .await
         .db()?;
         let Some(row) = row else {
@@ -2017,7 +2088,7 @@ impl ReportStore for SqlStore {
         .bind(report.received_at.0)
         .bind(segment.message.0)
         .bind(i64::from(segment.part))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn())
         .await
         .db()?;
         let mut event = None;
@@ -2039,7 +2110,7 @@ impl ReportStore for SqlStore {
                     "SELECT COUNT(*) AS n FROM segments WHERE message_id = $1 AND (delivered IS NULL OR delivered = 0)",
                 )
                 .bind(segment.message.0)
-                .fetch_one(&mut *tx.inner)
+                .fetch_one(tx.conn())
                 .await
                 .db()?;
                 if get_i64(&r, "n")? == 0 {
