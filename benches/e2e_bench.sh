@@ -61,7 +61,7 @@ while :; do
   now=$(date +%s.%N)
   acc=$(counter 'smsgw_messages_accepted_total{')
   deliv=$(counter 'smsgw_message_state_changes_total{state="delivered"}')
-  [ -n "${BENCH_TRACE:-}" ] && echo "$now accepted=$acc delivered=$deliv"
+  [ -n "${BENCH_TRACE:-}" ] && echo "$now accepted=$acc delivered=$deliv in_flight=$(counter 'smsgw_engine_in_flight ') lanes=$(counter 'smsgw_lane_backlog{')"
   [ -z "$first" ] && [ "${acc%.*}" -gt 0 ] && first=$now
   if [ "${deliv%.*}" -ge "$N" ]; then last=$now; break; fi
   [ "$(date +%s)" -gt "$deadline" ] && { echo "timeout: accepted=$acc delivered=$deliv"; exit 1; }

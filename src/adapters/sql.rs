@@ -1267,19 +1267,6 @@ fn dispatchable_of_claimed(c: Claimed) -> StoreResult<Dispatchable> {
     })
 }
 
-/// An SQLite apply statement must change exactly the rows its `*_pre`
-/// SELECT computed (same transaction, write lock held); anything else is a
-/// bug, and returning an error rolls the transaction back.
-fn check_applied(what: &str, res: &sqlx::any::AnyQueryResult, expected: usize) -> StoreResult<()> {
-    if res.rows_affected() != expected as u64 {
-        return Err(StoreError::Backend(format!(
-            "{what}: changed {} rows, expected {expected}",
-            res.rows_affected()
-        )));
-    }
-    Ok(())
-}
-
 /// History rows: one statement per [`JSON_CHUNK`] rows (queued in `tx`).
 async fn insert_events(
     tx: &mut Tx,
@@ -1762,30 +1749,47 @@ impl MessageStore for SqlStore {
     ) -> StoreResult<Vec<Dispatchable>> {
         let st = stmts(self.backend);
         let until = now.plus(lease).0;
-        let query = sqlx::query(st.claim_due.as_str())
-            .bind(until)
-            .bind(now.0)
-            .bind(IN_FLIGHT)
-            .bind(limit as i64);
         let rows: Vec<Claimed> = match self.backend {
-            Backend::Postgres => json_result(&query.fetch_one(&self.pool).await.db()?)?,
+            Backend::Postgres => json_result(
+                &sqlx::query(st.claim_due.as_str())
+                    .bind(until)
+                    .bind(now.0)
+                    .bind(IN_FLIGHT)
+                    .bind(limit as i64)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db()?,
+            )?,
             // pick (with the values the update gives), then update those ids
             Backend::Sqlite => {
-                let mut tx = self.begin().await?;
-                let rows: Vec<Claimed> = json_result(&query.fetch_one(&mut *tx).await.db()?)?;
+                let mut tx = self.begin_tx().await?;
+                let rows: Vec<Claimed> = json_result(
+                    &tx.fetch_one(
+                        st.claim_due.as_str(),
+                        vec![
+                            Arg::Int(until),
+                            Arg::Int(now.0),
+                            Arg::Text(IN_FLIGHT.to_owned()),
+                            Arg::Int(limit as i64),
+                        ],
+                    )
+                    .await?,
+                )?;
                 if !rows.is_empty() {
                     let ids: Vec<(i64,)> = rows.iter().map(|r| (r.0,)).collect();
-                    let res = sqlx::query(st.claim_apply.as_str())
-                        .bind(json(&ids)?)
-                        .bind(until)
-                        .bind(now.0)
-                        .bind(IN_FLIGHT)
-                        .execute(&mut *tx)
-                        .await
-                        .db()?;
-                    check_applied("claim_due", &res, rows.len())?;
+                    tx.defer(
+                        st.claim_apply.as_str(),
+                        vec![
+                            Arg::Text(json(&ids)?),
+                            Arg::Int(until),
+                            Arg::Int(now.0),
+                            Arg::Text(IN_FLIGHT.to_owned()),
+                        ],
+                        Some((rows.len() as u64, "claim_due")),
+                    )
+                    .await?;
                 }
-                tx.commit().await.db()?;
+                tx.commit().await?;
                 rows
             }
         };
