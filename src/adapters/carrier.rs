@@ -106,6 +106,8 @@ pub struct CarrierChannel {
     next_token: AtomicU64,
     next_ref: AtomicU8,
     service_id: String,
+    /// Every link's connections notify it when they take a submit.
+    room: Arc<tokio::sync::Notify>,
 }
 
 /// The session layer's config for an operator's link.
@@ -140,9 +142,11 @@ impl CarrierChannel {
     ) -> anyhow::Result<(Self, mpsc::Receiver<ChannelEvent>)> {
         let (tx, rx) = mpsc::channel(8192);
         let pending: Pending = Arc::default();
+        let room = Arc::new(tokio::sync::Notify::new());
         let mut routes = HashMap::new();
         for l in links {
             let mut cfg = link_config(l, &opts)?;
+            cfg.room = Some(room.clone());
             cfg.queue_capacity =
                 (l.window.max(1) as usize * cfg.connections as usize * 2).max(64) + HEADROOM;
             let capacity = cfg.queue_capacity;
@@ -176,6 +180,7 @@ impl CarrierChannel {
             next_token: AtomicU64::new(1),
             next_ref: AtomicU8::new(0),
             service_id: opts.service_id,
+            room,
         };
         Ok((ch, rx))
     }
@@ -331,6 +336,10 @@ impl Channel for CarrierChannel {
             ConcatRef::Eight(0),
         )
         .map_or(1, |n| n as u16)
+    }
+
+    fn readiness(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.room.clone())
     }
 
     fn ready(&self, route: &str) -> bool {

@@ -537,6 +537,14 @@ pub trait Channel: Send + Sync {
         self.ready(route)
     }
 
+    /// Signalled when a route that was not [`Channel::ready`] may have
+    /// become ready (its queue drained), so the dispatcher waits on it
+    /// instead of polling. `None`: the channel cannot tell; the dispatcher
+    /// polls.
+    fn readiness(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Hands a message to the channel; resolves once it is queued on its
     /// route (waits while the route's window is full). Outcomes arrive as
     /// [`ChannelEvent`]s.

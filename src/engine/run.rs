@@ -620,6 +620,7 @@ where
     K: StatusSink,
 {
     let links = sender.links();
+    let readiness = ch.readiness();
     let window = cfg.window_total.max(1);
     let bulk_window = window.saturating_sub(cfg.otp_reserve).max(1);
     let mut store_down = false;
@@ -706,13 +707,27 @@ where
         }
         let wait = if store_down {
             Duration::from_millis(20)
-        } else if blocked {
+        } else if blocked && readiness.is_none() {
             // a link's queue is full: it drains at the carrier's pace
             Duration::from_millis(1)
         } else {
             Duration::from_millis(50)
         };
-        let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
+        match (&readiness, blocked) {
+            // a link's queue is full: woken as soon as it drains
+            (Some(room), true) => {
+                let _ = tokio::time::timeout(wait, async {
+                    tokio::select! {
+                        _ = shared.wake.notified() => {}
+                        _ = room.notified() => {}
+                    }
+                })
+                .await;
+            }
+            _ => {
+                let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
+            }
+        }
     }
     Ok(())
 }

@@ -145,6 +145,8 @@ pub(crate) struct ConnShared {
     pub shutdown: watch::Receiver<bool>,
     pub mo: MoAssembler,
     pub io: Arc<IoStats>,
+    /// See `LinkConfig::room`.
+    pub room: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// A request in the window: the request itself (kept for a resend after a
@@ -395,9 +397,19 @@ impl<D: Dialect> Conn<'_, D> {
                 .try_recv()
                 .or_else(|_| self.sh.queue.try_recv())
             {
-                Ok(job) => self.send_job(job, 0, ts, t),
+                Ok(job) => {
+                    self.send_job(job, 0, ts, t);
+                    self.took_job();
+                }
                 Err(_) => break,
             }
+        }
+    }
+
+    /// A submit left the link's queues: tell the feeder there is room.
+    fn took_job(&self) {
+        if let Some(room) = &self.sh.room {
+            room.notify_one();
         }
     }
 
@@ -863,6 +875,7 @@ impl<D: Dialect> Conn<'_, D> {
                         Ok(job) => {
                             let t = now();
                             self.send_job(job, 0, wall_timestamp(), t);
+                            self.took_job();
                             self.send_ready(t);
                         }
                         Err(_) => {
@@ -876,6 +889,7 @@ impl<D: Dialect> Conn<'_, D> {
                         Ok(job) => {
                             let t = now();
                             self.send_job(job, 0, wall_timestamp(), t);
+                            self.took_job();
                             self.send_ready(t);
                         }
                         Err(_) => {

@@ -59,6 +59,10 @@ pub struct LinkConfig {
     pub sgip_server: Option<SgipServerConfig>,
     /// How long partial MO segments wait for the rest.
     pub mo_reassembly_ttl: Duration,
+    /// Notified each time a connection takes a submit off the queues: a
+    /// feeder that keeps the queue shallow (to keep its own priorities)
+    /// tops it up at once instead of polling. May be shared by links.
+    pub room: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why a link could not start.
@@ -94,6 +98,7 @@ impl LinkConfig {
             max_frame: smsgw_codecs::DEFAULT_MAX_FRAME_LEN,
             sgip_server: None,
             mo_reassembly_ttl: Duration::from_secs(300),
+            room: None,
         }
     }
 
@@ -208,6 +213,7 @@ impl Link {
             rate: rate.clone(),
             shutdown: sd_rx.clone(),
             mo: mo.clone(),
+            room: cfg.room.clone(),
         };
         let mut tasks = Vec::new();
         let mut sgip_addr = None;
