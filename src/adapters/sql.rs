@@ -159,8 +159,12 @@ impl SqlStore {
                 // (benches/store.rs, 4 concurrent callers: ~85 ms per 1,000
                 // messages with 1 connection vs ~110-145 ms with 4). The busy
                 // timeout stays for other processes on the same file.
+                // No ping before each acquire: an in-process SQLite
+                // connection does not go stale, and the ping is one more
+                // round trip to the worker thread per transaction.
                 AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             use sqlx::Executor;
@@ -189,6 +193,7 @@ impl SqlStore {
             Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
                 AnyPoolOptions::new()
                     .max_connections(2)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             use sqlx::Executor;
