@@ -541,6 +541,110 @@ async fn batched_bind_and_settle(s: &SqlStore) {
 }
 both!(batched, batched_bind_and_settle);
 
+/// What the recorder stores per batch (`Correlator::on_outcomes`, one
+/// `record` transaction): submit responses and reports of the same parts
+/// together, a report parked before its response, a repeat, a report of a
+/// part whose response is in the same batch but later, an unknown id.
+async fn outcomes_recorded_together(s: &SqlStore) {
+    let text = "长".repeat(140); // 3 segments
+    let mut m = Vec::new();
+    for rec in [
+        format!(r#"{{"id":"long","to":"13800138000","text":"{text}"}}"#),
+        r#"{"id":"a","to":"13800138001","text":"x"}"#.to_owned(),
+        r#"{"id":"b","to":"13800138002","text":"x"}"#.to_owned(),
+        r#"{"id":"c","to":"13800138003","text":"x"}"#.to_owned(),
+    ] {
+        m.extend(msgs(&rec, T0).0);
+    }
+    let r = s.accept(&m, &[]).await.unwrap();
+    let (long, a, b, c) = (
+        r.accepted[0].0,
+        r.accepted[1].0,
+        r.accepted[2].0,
+        r.accepted[3].0,
+    );
+    let cor = Correlator::new(Duration::from_secs(60));
+    let rep = |pid: &str, ok: bool| Report {
+        provider_id: ProviderMsgId::new(pid),
+        stat: if ok { "DELIVRD" } else { "UNDELIV" }.into(),
+        delivered: ok,
+        link: Some("m2".into()),
+        received_at: T0.plus(Duration::from_secs(1)),
+        ack: None,
+    };
+    let bind = |m, part, pid: &str| Bind {
+        seg: SegmentRef { message: m, part },
+        link: "m1".into(),
+        provider_id: ProviderMsgId::new(pid),
+    };
+    // c's report came before any response: parked
+    assert!(cor
+        .on_outcomes(s, &[], &[rep("c1", false)], T0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.parked(10).await.unwrap().len(), 1);
+    let evs = cor
+        .on_outcomes(
+            s,
+            &[
+                bind(long, 1, "l1"),
+                bind(a, 1, "a1"),
+                bind(long, 2, "l2"),
+                bind(b, 1, "b1"),
+                bind(c, 1, "c1"),
+                bind(long, 3, "l3"),
+            ],
+            &[
+                rep("a1", true),
+                rep("l1", true),
+                rep("a1", true), // repeat: settles nothing twice
+                rep("l2", true),
+                rep("l3", true),
+                rep("zz", true), // matches nothing: parked
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, &str)> = evs
+        .iter()
+        .map(|e| (e.id.clone(), e.state.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("long".to_owned(), "submitted"),
+            ("a".to_owned(), "submitted"),
+            ("b".to_owned(), "submitted"),
+            ("c".to_owned(), "submitted"),
+            ("c".to_owned(), "failed"),
+            ("a".to_owned(), "delivered"),
+            ("long".to_owned(), "delivered"),
+        ]
+    );
+    assert_eq!(
+        states(&s.history("long").await.unwrap()),
+        ["accepted", "submitted", "delivered"]
+    );
+    assert_eq!(
+        states(&s.history("b").await.unwrap()),
+        ["accepted", "submitted"]
+    );
+    let parked = s.parked(10).await.unwrap();
+    assert_eq!(parked.len(), 1, "c's report taken, zz's parked");
+    // b's report on its own batch later
+    let evs = cor
+        .on_outcomes(s, &[], &[rep("b1", true), rep("b1", true)], T0)
+        .await
+        .unwrap();
+    assert_eq!(states(&evs), ["delivered"]);
+    let st = s.stats().await.unwrap();
+    assert_eq!(st.by_state["delivered"], 3);
+    assert_eq!(st.by_state["failed"], 1);
+}
+both!(outcomes_recorded, outcomes_recorded_together);
+
 fn new_msg(id: &str, to: &str, text: &str) -> NewMessage {
     NewMessage {
         upstream_id: id.into(),

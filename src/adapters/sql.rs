@@ -555,13 +555,18 @@ impl SqlStore {
         // provider id → latest submit
         let mut subs: std::collections::HashMap<String, (SegmentRef, i64)> =
             std::collections::HashMap::with_capacity(reports.len());
+        // segments no report has reached yet
+        let mut unreported: std::collections::HashSet<(i64, i64)> = Default::default();
         let pids: Vec<(&str,)> = reports.iter().map(|r| (r.provider_id.as_str(),)).collect();
         for chunk in pids.chunks(JSON_CHUNK) {
-            let rows: Vec<(String, i64, i64, i64)> = json_result(
+            let rows: Vec<(String, i64, i64, i64, Option<i64>)> = json_result(
                 &tx.fetch_one(st.settle_submits.as_str(), vec![Arg::Text(json(&chunk)?)])
                     .await?,
             )?;
-            for (pid, message, part, at) in rows {
+            for (pid, message, part, at, open) in rows {
+                if open == Some(1) {
+                    unreported.insert((message, part));
+                }
                 let seg = SegmentRef {
                     message: MessageId(message),
                     part: part as u16,
@@ -607,23 +612,38 @@ impl SqlStore {
                     )
                 })
                 .collect();
-            let done: Vec<(i64, i64)> = self
-                .dml_returning(
-                    tx,
-                    "settle_many segments",
-                    st.settle_segments_pre.as_str(),
-                    st.settle_segments.as_str(),
-                    json(&rows)?,
-                    None,
-                    |done: &[(i64, i64)]| {
-                        let hit: std::collections::HashSet<(i64, i64)> =
-                            done.iter().copied().collect();
-                        let apply: Vec<_> =
-                            rows.iter().filter(|r| hit.contains(&(r.0, r.1))).collect();
-                        json(&apply)
-                    },
-                )
-                .await?;
+            let done: Vec<(i64, i64)> = match self.backend {
+                Backend::Postgres => {
+                    self.dml_returning(
+                        tx,
+                        "settle_many segments",
+                        "", // PostgreSQL runs no `*_pre` SELECT
+                        st.settle_segments.as_str(),
+                        json(&rows)?,
+                        None,
+                        |_: &[(i64, i64)]| unreachable!("PostgreSQL returns from the UPDATE"),
+                    )
+                    .await?
+                }
+                // the reports that can apply are those to segments
+                // `settle_submits` found unreported (same transaction,
+                // nothing reported them since): no `*_pre` SELECT needed
+                Backend::Sqlite => {
+                    let apply: Vec<_> = rows
+                        .iter()
+                        .filter(|r| unreported.contains(&(r.0, r.1)))
+                        .collect();
+                    if !apply.is_empty() {
+                        tx.defer(
+                            st.settle_segments.as_str(),
+                            vec![Arg::Text(json(&apply)?)],
+                            Some((apply.len() as u64, "settle_many segments")),
+                        )
+                        .await?;
+                    }
+                    apply.iter().map(|r| (r.0, r.1)).collect()
+                }
+            };
             applied.extend(done.into_iter().map(|(message, part)| SegmentRef {
                 message: MessageId(message),
                 part: part as u16,
@@ -1015,7 +1035,9 @@ stmts! {
     /// submitted_at]` per submit.
     settle_submits = agg(
         b,
-        "provider_id, message_id, part, submitted_at",
+        "provider_id, message_id, part, submitted_at, \
+        (SELECT CASE WHEN s.reported_at IS NULL THEN 1 ELSE 0 END FROM segments s \
+        WHERE s.message_id = submits.message_id AND s.part = submits.part)",
         "submits WHERE provider_id IN (SELECT CAST(j.value ->> 0 AS TEXT) FROM {rows})",
     );
     /// `[message_id, part, stat, delivered, reported_at]` per row.
@@ -1028,13 +1050,6 @@ stmts! {
         "segments.message_id AS message_id, segments.part AS part",
         "message_id, part",
     );
-    /// SQLite: the `[message_id, part]`s `settle_segments` will report.
-    settle_segments_pre = sqlite_only(b, agg(
-        b,
-        "segments.message_id, segments.part",
-        &format!("segments JOIN {SETTLE_SEGMENTS_V} ON segments.message_id = v.message_id \
-            AND segments.part = v.part WHERE segments.reported_at IS NULL"),
-    ));
     /// `[message_id, code, link, at]` per row (one per message).
     /// PostgreSQL: the changed rows as [`Changed`].
     settle_failed = returning(
