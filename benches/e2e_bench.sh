@@ -74,7 +74,7 @@ delivered=$("$BIN" stats --json --store "$STORE" | python3 -c 'import json,sys; 
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$SERVE/status)
 # CPU seconds each process used (utime + stime), to see who holds the 2 cores
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-echo "cpu_secs: serve $(cpu $SERVE) sim $(cpu $SIM) tansu $(cpu $TANSU)"
+echo "cpu_secs: serve $(cpu $SERVE) sim $(cpu $SIM) tansu $(cpu $TANSU); store files: $(cd "$WORK" && du -ch bench.db* | tr '\n' ' ')"
 python3 - "$N" "$first" "$last" "$rss_kb" <<'PY'
 import sys, json
 n, first, last, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

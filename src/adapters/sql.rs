@@ -192,7 +192,7 @@ impl SqlStore {
             // an in-memory database exists once per connection
             Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
                 AnyPoolOptions::new()
-                    .max_connections(2)
+                    .max_connections(1)
                     .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {

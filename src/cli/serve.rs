@@ -171,7 +171,8 @@ pub async fn run(args: ServeArgs, store: &StoreArgs) -> anyhow::Result<()> {
             store: s.clone(),
             status: KafkaSink::new(prod.clone(), &k.status_topic),
             dead: KafkaSink::new(prod, &k.dead_letter_topic),
-            batch: 5000,
+            // 2,000 events are ~300 KB of JSON in one result row
+            batch: 2000,
         };
         let relay_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let relay_task = tokio::spawn(relay.run(relay_stop.clone(), Duration::from_secs(5)));
