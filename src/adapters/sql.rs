@@ -491,7 +491,7 @@ impl SqlStore {
             tx.defer(
                 st.bind_submits.as_str(),
                 vec![Arg::Text(rows.clone()), Arg::Int(now.0)],
-                Some((chunk.len() as u64, "insert submits")),
+                None,
             )
             .await?;
             tx.defer(
@@ -1124,6 +1124,88 @@ fn stmts(backend: Backend) -> &'static Stmts {
 mod stmt_tests {
     use super::*;
 
+    async fn sqlite_store() -> (tempfile::TempDir, SqlStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let s = SqlStore::open(&url).await.unwrap();
+        (dir, s)
+    }
+
+    async fn queued(s: &SqlStore) -> i64 {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM queue")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        get_i64(&r, "n").unwrap()
+    }
+
+    static INSERT: &str = "INSERT INTO queue (payload, enqueued_at) VALUES ($1, $2)";
+    static BAD: &str = "INSERT INTO no_such_table VALUES ($1)";
+
+    fn row(p: &str) -> Vec<Arg> {
+        vec![Arg::Text(p.to_owned()), Arg::Int(1)]
+    }
+
+    /// A Tx's queued statements commit together; one that fails (here at
+    /// prepare time, in the query that also carries `COMMIT`) rolls back
+    /// the earlier ones, and the store works on afterwards.
+    #[tokio::test]
+    async fn sqlite_tx_is_all_or_nothing() {
+        let (_dir, s) = sqlite_store().await;
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("a"), Some((1, "insert a")))
+            .await
+            .unwrap();
+        tx.defer(INSERT, row("b"), None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(queued(&s).await, 2);
+
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("c"), None).await.unwrap();
+        tx.defer(BAD, vec![Arg::Int(1)], None).await.unwrap();
+        assert!(tx.commit().await.is_err());
+        assert_eq!(queued(&s).await, 2, "c rolled back");
+
+        // a row count that does not match fails the Tx too
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("d"), Some((2, "insert d")))
+            .await
+            .unwrap();
+        let e = tx.commit().await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("insert d: changed 1 rows, expected 2"),
+            "{e}"
+        );
+        assert_eq!(queued(&s).await, 2, "d rolled back");
+
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("e"), None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(queued(&s).await, 3);
+    }
+
+    /// A Tx dropped after its `BEGIN IMMEDIATE` ran (an error between
+    /// queries, a cancelled future) leaves nothing behind: its connection
+    /// is closed, which rolls back, and the next Tx gets a fresh one.
+    #[tokio::test]
+    async fn sqlite_tx_dropped_midway_rolls_back() {
+        let (_dir, s) = sqlite_store().await;
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("a"), None).await.unwrap();
+        let rows = tx
+            .fetch("SELECT COUNT(*) AS n FROM queue", vec![])
+            .await
+            .unwrap();
+        assert_eq!(get_i64(&rows[0], "n").unwrap(), 1, "inside the Tx");
+        drop(tx);
+        assert_eq!(queued(&s).await, 0);
+        let mut tx = s.begin_tx().await.unwrap();
+        tx.defer(INSERT, row("b"), None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(queued(&s).await, 1);
+    }
+
     #[test]
     fn combined_statements_number_values_after_the_parts_before() {
         assert_eq!(
@@ -1311,10 +1393,11 @@ async fn insert_events(
                 )
             })
             .collect();
+        // an INSERT of every JSON row: a row that cannot go in is an error
         tx.defer(
             st.insert_events.as_str(),
             vec![Arg::Text(json(&rows)?)],
-            Some((chunk.len() as u64, "insert events")),
+            None,
         )
         .await?;
     }
@@ -1346,7 +1429,8 @@ struct Queued {
 /// machine) measured as the connection standing idle about half the time
 /// it was held (`sqlx::query` debug log: statement time ~50% of wall time).
 /// A queued statement that must change a known number of rows is checked
-/// when it ran; a mismatch fails the call and the transaction rolls back.
+/// when it ran; a mismatch fails the call and the transaction rolls back
+/// (never in the same query as the `COMMIT`: see [`Tx::commit`]).
 ///
 /// sqlx 0.9 marks multi-statement queries (`fetch_many`) deprecated in
 /// favour of `raw_sql`, which takes no bind values; sqlx-sqlite still runs
@@ -1438,6 +1522,14 @@ impl Tx {
         }
         match &mut self.inner {
             TxConn::Sqlite { .. } => {
+                // The worker thread runs a query's statements without
+                // waiting for us to read their results, so a row count is
+                // checked only after the whole query ran: with a COMMIT in
+                // it, too late to roll back. Queued statements with a count
+                // to check run first; COMMIT then goes on its own.
+                if self.queued.iter().any(|q| q.expect.is_some()) {
+                    self.run(None).await?;
+                }
                 self.queued.push(Queued {
                     sql: SQLITE_COMMIT,
                     args: Vec::new(),
@@ -1709,7 +1801,7 @@ impl MessageStore for SqlStore {
                 tx.defer(
                     st.insert_segments.as_str(),
                     vec![Arg::Text(json(&sc)?)],
-                    Some((sc.len() as u64, "insert segments")),
+                    None,
                 )
                 .await?;
             }
@@ -1751,12 +1843,8 @@ impl MessageStore for SqlStore {
                     )
                 })
                 .collect();
-            tx.defer(
-                st.insert_dead.as_str(),
-                vec![Arg::Text(json(&rows)?)],
-                Some((chunk.len() as u64, "insert dead letters")),
-            )
-            .await?;
+            tx.defer(st.insert_dead.as_str(), vec![Arg::Text(json(&rows)?)], None)
+                .await?;
         }
         tx.commit().await?;
         Ok(out)
