@@ -130,6 +130,61 @@ pub struct SqlStore {
     /// A SQLite file has one serving process. `None` on PostgreSQL, where
     /// other nodes park reports too: there it always looks.
     parked: Option<Arc<AtomicI64>>,
+    gate: Arc<WriterGate>,
+}
+
+/// SQLite: who goes first to the one writer connection. Storing outcomes
+/// is what frees the in-flight window (dispatch waits for it), so the
+/// recorder's transactions, and otp accepts, go ahead of bulk ones: claims
+/// (the lanes hold a few hundred messages of slack) and accepts without
+/// otp. A bulk transaction waits while such a write waits or runs, at most
+/// [`BULK_MAX_WAIT`], so claims and intake never stop.
+#[derive(Debug, Default)]
+struct WriterGate {
+    /// Priority writes waiting for or holding the connection.
+    busy: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// See [`WriterGate`].
+const BULK_MAX_WAIT: Duration = Duration::from_millis(10);
+
+/// A priority write, counted in [`WriterGate::busy`] until dropped with its
+/// [`Tx`] (committed, failed or cancelled).
+struct FirstTurn(Arc<WriterGate>);
+
+impl FirstTurn {
+    fn new(g: &Arc<WriterGate>) -> Self {
+        g.busy.fetch_add(1, Ordering::SeqCst);
+        FirstTurn(g.clone())
+    }
+}
+
+impl Drop for FirstTurn {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl WriterGate {
+    /// A bulk write's turn: once no priority write waits or runs, or after
+    /// [`BULK_MAX_WAIT`].
+    async fn bulk_turn(&self) {
+        let _ = tokio::time::timeout(BULK_MAX_WAIT, async {
+            loop {
+                let idle = self.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
+    }
 }
 
 const MESSAGE_COLS: &str =
@@ -227,6 +282,7 @@ impl SqlStore {
             read,
             backend,
             parked,
+            gate: Arc::default(),
         })
     }
 
@@ -790,14 +846,27 @@ impl SqlStore {
     /// deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT
     /// instead of waiting when another connection wrote in between.
     async fn begin_tx(&self) -> StoreResult<Tx> {
+        self.begin_tx_as(false).await
+    }
+
+    /// A write transaction; `bulk` for one that lets priority writes go
+    /// first (see [`WriterGate`]).
+    async fn begin_tx_as(&self, bulk: bool) -> StoreResult<Tx> {
         match self.backend {
             Backend::Postgres => Ok(Tx {
                 inner: TxConn::Postgres(Some(self.begin().await?)),
                 backend: self.backend,
                 queued: Vec::new(),
                 affected: Vec::new(),
+                _turn: None,
             }),
             Backend::Sqlite => Ok(Tx {
+                _turn: if bulk {
+                    self.gate.bulk_turn().await;
+                    None
+                } else {
+                    Some(FirstTurn::new(&self.gate))
+                },
                 inner: TxConn::Sqlite {
                     conn: self.pool.acquire().await.db()?,
                     open: true,
@@ -1150,6 +1219,33 @@ mod stmt_tests {
         vec![Arg::Text(p.to_owned()), Arg::Int(1)]
     }
 
+    /// A bulk write waits while a priority write waits or runs, and goes
+    /// once it is done, or after BULK_MAX_WAIT if it takes longer.
+    #[tokio::test(start_paused = true)]
+    async fn bulk_writes_go_after_priority_ones() {
+        let gate = Arc::new(WriterGate::default());
+        let turn = FirstTurn::new(&gate);
+        let g = gate.clone();
+        let bulk = tokio::spawn(async move {
+            let t0 = tokio::time::Instant::now();
+            g.bulk_turn().await;
+            t0.elapsed()
+        });
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        drop(turn);
+        assert_eq!(bulk.await.unwrap(), Duration::from_millis(3));
+
+        let _turn = FirstTurn::new(&gate);
+        let t0 = tokio::time::Instant::now();
+        gate.bulk_turn().await;
+        assert_eq!(t0.elapsed(), BULK_MAX_WAIT, "never stalled for good");
+
+        drop(_turn);
+        let t0 = tokio::time::Instant::now();
+        gate.bulk_turn().await;
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
     /// A Tx's queued statements commit together; one that fails (here at
     /// prepare time, in the query that also carries `COMMIT`) rolls back
     /// the earlier ones, and the store works on afterwards.
@@ -1449,6 +1545,8 @@ struct Tx {
     queued: Vec<Queued>,
     /// Rows changed by each statement of the last query sent.
     affected: Vec<u64>,
+    /// SQLite: a priority write holds the [`WriterGate`] until dropped.
+    _turn: Option<FirstTurn>,
 }
 
 /// The connection of a [`Tx`].
@@ -1705,7 +1803,8 @@ impl MessageStore for SqlStore {
     async fn accept(&self, msgs: &[NewMessage], dead: &[DeadLetter]) -> StoreResult<AcceptResult> {
         let st = stmts(self.backend);
         let mut out = AcceptResult::default();
-        let mut tx = self.begin_tx().await?;
+        let bulk = !msgs.iter().any(|m| m.priority == Priority::Otp);
+        let mut tx = self.begin_tx_as(bulk).await?;
         for chunk in msgs.chunks(JSON_CHUNK) {
             let rows: Vec<_> = chunk
                 .iter()
@@ -1875,7 +1974,7 @@ impl MessageStore for SqlStore {
             )?,
             // pick (with the values the update gives), then update those ids
             Backend::Sqlite => {
-                let mut tx = self.begin_tx().await?;
+                let mut tx = self.begin_tx_as(true).await?;
                 let rows: Vec<Claimed> = json_result(
                     &tx.fetch_one(
                         st.claim_due.as_str(),
