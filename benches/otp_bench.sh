@@ -85,6 +85,8 @@ queued_after=$(stat 's["by_state"]["accepted"]')
 q() { metric smsgw_accept_to_dispatch_seconds "priority=\"otp\",quantile=\"$1\""; }
 p50=$(q 0.5) p99=$(q 0.99) pmax=$(q 1)
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$SERVE/status)
+# what the resident memory is now: heap (anonymous) vs mapped files
+[ -n "${BENCH_SMAPS:-}" ] && grep -E '^(Rss|Anonymous|Shared_Clean|Shared_Dirty|Private_Clean|Private_Dirty):' /proc/$SERVE/smaps_rollup | tr -s ' ' | tr '\n' ' ' && echo
 python3 - "$BACKLOG" "$OTP" "$p50" "$p99" "$pmax" "$queued_before" "$queued_after" "$rss_kb" <<'PY'
 import sys, json
 b, n, p50, p99, pmax, qb, qa, rss = sys.argv[1:]

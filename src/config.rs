@@ -188,6 +188,15 @@ pub struct KafkaConfig {
     pub max_poll_interval: Duration,
     #[serde(default = "secs1", with = "humantime_serde")]
     pub heartbeat_interval: Duration,
+    /// Records prefetched from the input topic, in KiB (librdkafka's
+    /// `queued.max.messages.kbytes`). More makes intake of a burst faster
+    /// and takes more memory.
+    #[serde(default = "prefetch_kib")]
+    pub prefetch_kib: u32,
+}
+
+fn prefetch_kib() -> u32 {
+    2048
 }
 
 fn default_group() -> String {
@@ -384,6 +393,9 @@ impl Config {
             if k.brokers.trim().is_empty() || k.input_topic.is_empty() || k.status_topic.is_empty()
             {
                 return bad("kafka: brokers, input_topic and status_topic are required".into());
+            }
+            if k.prefetch_kib == 0 {
+                return bad("kafka.prefetch_kib must be > 0".into());
             }
             if k.heartbeat_interval >= k.session_timeout {
                 return bad("kafka.heartbeat_interval must be below session_timeout".into());

@@ -42,6 +42,8 @@ pub struct KafkaSettings {
     pub session_timeout: Duration,
     pub max_poll_interval: Duration,
     pub heartbeat_interval: Duration,
+    /// `queued.max.messages.kbytes`: see `config::KafkaConfig::prefetch_kib`.
+    pub prefetch_kib: u32,
 }
 
 impl KafkaSettings {
@@ -57,6 +59,7 @@ impl KafkaSettings {
             session_timeout: Duration::from_millis(6000),
             max_poll_interval: Duration::from_millis(7000),
             heartbeat_interval: Duration::from_millis(1000),
+            prefetch_kib: 2048,
         }
     }
 }
@@ -91,9 +94,15 @@ impl KafkaSource {
             .set("max.poll.interval.ms", ms(s.max_poll_interval))
             .set("heartbeat.interval.ms", ms(s.heartbeat_interval))
             .set("enable.partition.eof", "false")
-            // prefetch bounded (librdkafka's default is 64 MB per partition):
-            // the backlog waits in the broker, not in our memory
-            .set("queued.max.messages.kbytes", "8192")
+            // Prefetch bounded (librdkafka's default is 64 MB per
+            // partition): the backlog waits in the broker, not in our
+            // memory, and librdkafka's own per-record memory comes on top
+            // (benches/otp_bench.sh, 1M backlog: peak RSS 83 MB with 2 or
+            // 4 MB, 101-123 MB with 8 MB). 2 MB, ~20k records, keeps intake
+            // of a burst about level with dispatch on 2 cores (e2e 20.5k
+            // msg/s against 18.4-19.4k with 4 MB, which ingests faster).
+            .set("queued.max.messages.kbytes", s.prefetch_kib.to_string())
+            .set("queued.min.messages", "20000")
             .create()?;
         consumer.subscribe(&[&s.input_topic])?;
         Ok(KafkaSource {

@@ -124,6 +124,7 @@ fn kafka_settings(
         k.session_timeout = f.session_timeout;
         k.max_poll_interval = f.max_poll_interval;
         k.heartbeat_interval = f.heartbeat_interval;
+        k.prefetch_kib = f.prefetch_kib;
     }
     if let Some(g) = &args.group {
         k.group_id = g.clone();
