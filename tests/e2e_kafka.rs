@@ -44,13 +44,19 @@ struct Env {
 
 /// Broker with topics `in` (3 partitions), `status`, `dlq`; ISMG; store with link `m1`.
 async fn setup() -> Env {
+    setup_on(None).await
+}
+
+/// [`setup`] on the store `store` (default: a fresh SQLite file).
+async fn setup_on(store: Option<String>) -> Env {
     let broker = Tansu::start();
     broker.create_topics(&["in"], 3).await;
     broker.create_topics(&["status", "dlq"], 1).await;
     let seen = Arc::new(Seen::default());
     let addr = ismg::start(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let store =
+        store.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("e2e.db").display()));
     // short lease and small lanes: a crashed run's claims come back quickly
     let config = dir.path().join("smsgw.toml");
     std::fs::write(
@@ -431,4 +437,83 @@ async fn broker_down_accepted_messages_still_go_out() {
         status.success(),
         "serve exits 0 with the broker down: {status:?}"
     );
+}
+
+/// A fresh PostgreSQL database on the test server, or `None` (skip) when
+/// none is configured and CI did not ask for one.
+async fn postgres_db() -> Option<String> {
+    let Ok(base) = std::env::var("SMSGW_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("SMSGW_REQUIRE_PG").is_none(),
+            "SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)"
+        );
+        eprintln!("SMSGW_TEST_PG_URL not set: skipped");
+        return None;
+    };
+    let name = format!("smsgw_e2e{}", std::process::id());
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{head}/{name}"))
+}
+
+/// Two gateway nodes in one consumer group on one PostgreSQL store: they
+/// share the input, send each message once, and the status topic carries
+/// each state change once (one node's relay publishes; the other stands by),
+/// with none skipped although the nodes' transactions commit out of id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_share_the_work() {
+    let Some(pg) = postgres_db().await else {
+        return;
+    };
+    let env = setup_on(Some(pg)).await;
+    let n = n_messages();
+    let recs: Vec<String> = (0..n)
+        .map(|i| {
+            let prio = ["otp", "notify", "marketing"][i % 3];
+            record(&format!("m{i}"), &to_of(i), &format!("k{i}"), prio)
+        })
+        .collect();
+    let a = serve(&env);
+    let b = serve(&env);
+    produce(&env.broker.brokers(), "in", &recs).await;
+    let s = wait_for(
+        &env.store,
+        "all delivered",
+        |s| s["by_state"]["delivered"].as_u64() == Some(n as u64),
+        300,
+    )
+    .await;
+    assert!(term(a).success());
+    assert!(term(b).success());
+    assert_eq!(s["messages"], n as u64);
+    assert_eq!(s["reports_unmatched"], 0);
+    assert_eq!(
+        env.seen.submits.load(Ordering::SeqCst) as usize,
+        n,
+        "each sent once"
+    );
+    assert!(env.seen.duplicates().is_empty());
+
+    let evs = consume(
+        &env.broker.brokers(),
+        "status",
+        3 * n,
+        Duration::from_secs(60),
+    )
+    .await;
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &evs {
+        let key = (
+            e["id"].as_str().unwrap().to_owned(),
+            e["state"].as_str().unwrap().to_owned(),
+        );
+        assert!(seen.insert(key.clone()), "published twice: {key:?}");
+    }
+    assert_eq!(evs.len(), 3 * n, "accepted, submitted, delivered for each");
 }

@@ -16,6 +16,7 @@ const T0: Timestamp = Timestamp(1_800_000_000_000);
 
 struct Db {
     store: SqlStore,
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -24,6 +25,7 @@ async fn sqlite() -> Db {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     Db {
         store: SqlStore::open(&url).await.unwrap(),
+        url,
         _dir: Some(dir),
     }
 }
@@ -45,8 +47,10 @@ async fn postgres() -> Option<Db> {
         .unwrap();
     admin.close().await;
     let (head, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{head}/{name}");
     Some(Db {
-        store: SqlStore::open(&format!("{head}/{name}")).await.unwrap(),
+        store: SqlStore::open(&url).await.unwrap(),
+        url,
         _dir: None,
     })
 }
@@ -874,5 +878,132 @@ async fn sqlite_json_keeps_nul() {
     assert_eq!(
         (c[0].upstream_id.as_str(), c[0].text.as_str()),
         ("u\0x", "a\0b")
+    );
+}
+
+/// A PostgreSQL test database, or `None` (skip) when none is configured and
+/// CI did not ask for one.
+async fn postgres_only() -> Option<Db> {
+    let db = postgres().await;
+    if db.is_none() {
+        assert!(
+            std::env::var_os("SMSGW_REQUIRE_PG").is_none(),
+            "SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)"
+        );
+        eprintln!("SMSGW_TEST_PG_URL not set: skipped");
+    }
+    db
+}
+
+async fn insert_event(conn: &mut sqlx::AnyConnection, upstream: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(
+        "INSERT INTO events (message_id, upstream_id, recipient, state, segments, at) \
+         VALUES (1, $1, '13800138000', 'accepted', 1, $2) RETURNING id",
+    )
+    .bind(upstream)
+    .bind(T0.0)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+    .get::<i64, _>(0)
+}
+
+/// On PostgreSQL, ids from a sequence can commit out of order (here: the
+/// second transaction commits first). The outbox reader must not advance
+/// past the hole the first one leaves until it commits.
+#[tokio::test]
+async fn postgres_outbox_waits_for_a_late_commit() {
+    use smsgw::adapters::outbox::{GapGuard, GAP_WAIT};
+    use sqlx::Connection;
+    let Some(db) = postgres_only().await else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let mut a = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut b = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut ta = a.begin().await.unwrap();
+    let id_a = insert_event(&mut ta, "late").await;
+    let mut tb = b.begin().await.unwrap();
+    let id_b = insert_event(&mut tb, "early").await;
+    assert!(id_a < id_b);
+    tb.commit().await.unwrap();
+
+    let mut guard = GapGuard::new(0, GAP_WAIT);
+    let seen = db.store.events_after(0, 100).await.unwrap();
+    let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![id_b], "the later id is visible first");
+    let t = std::time::Instant::now();
+    assert_eq!(guard.admit(&ids, t).rows, 0, "nothing past the hole");
+    assert_eq!(guard.position(), id_a - 1);
+
+    ta.commit().await.unwrap();
+    let seen = db.store.events_after(guard.position(), 100).await.unwrap();
+    let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![id_a, id_b]);
+    let got = guard.admit(&ids, t + std::time::Duration::from_millis(10));
+    assert_eq!(got.rows, 2);
+    assert!(got.skipped.is_empty());
+    assert_eq!(seen[0].1.id, "late");
+    assert_eq!(guard.position(), id_b);
+}
+
+/// Several gateway nodes on one PostgreSQL: one relay lease at a time; it
+/// passes on when its holder's session ends.
+#[tokio::test]
+async fn postgres_relay_lease_is_held_once() {
+    let Some(db) = postgres_only().await else {
+        return;
+    };
+    let other = SqlStore::open(&db.url).await.unwrap();
+    let mut lease = db
+        .store
+        .try_relay_lease()
+        .await
+        .unwrap()
+        .expect("free lease");
+    assert!(other.try_relay_lease().await.unwrap().is_none());
+    assert!(
+        db.store.try_relay_lease().await.unwrap().is_none(),
+        "not reentrant across connections"
+    );
+    db.store.check_relay_lease(&mut lease).await.unwrap();
+    db.store
+        .set_relay_cursor(&mut lease, "kafka-status", 42)
+        .await
+        .unwrap();
+    assert_eq!(other.relay_cursor("kafka-status").await.unwrap(), 42);
+    drop(lease);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(mut l) = other.try_relay_lease().await.unwrap() {
+            other
+                .set_relay_cursor(&mut l, "kafka-status", 43)
+                .await
+                .unwrap();
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lease never passed on"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(db.store.relay_cursor("kafka-status").await.unwrap(), 43);
+}
+
+/// A SQLite file has one serving process: the lease is always granted.
+#[tokio::test]
+async fn sqlite_relay_lease_always_granted() {
+    let db = sqlite().await;
+    let mut a = db.store.try_relay_lease().await.unwrap().unwrap();
+    let _b = db.store.try_relay_lease().await.unwrap().unwrap();
+    db.store
+        .set_relay_cursor(&mut a, "kafka-dead-letters", 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.relay_cursor("kafka-dead-letters").await.unwrap(),
+        7
     );
 }

@@ -16,6 +16,9 @@
 //!   cursor and advances it only once the broker acknowledged them. With the
 //!   broker down, status events wait in the store and go out when it is back
 //!   (at least once: a crash between publish and cursor write repeats a few).
+//!   One node of several publishes at a time (the store's relay lease), and
+//!   the cursor never moves past an id whose transaction has not committed
+//!   yet ([`GapGuard`]).
 
 use std::time::Duration;
 
@@ -27,7 +30,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::TopicPartitionList;
 
-use crate::adapters::sql::SqlStore;
+use crate::adapters::outbox::{GapGuard, GAP_WAIT};
+use crate::adapters::sql::{RelayLease, SqlStore};
 use crate::engine::ports::*;
 use crate::engine::types::*;
 
@@ -290,34 +294,39 @@ pub const STATUS_CURSOR: &str = "kafka-status";
 pub const DEAD_CURSOR: &str = "kafka-dead-letters";
 
 impl Relay {
-    /// Publishes one batch of each table after the in-memory cursors
-    /// `(status, dead)`; returns how many rows went out. The caller persists
-    /// the cursors (seldom: on SQLite every write competes with the sender's).
-    pub async fn once(&self, cur: &mut (i64, i64)) -> Result<usize, String> {
+    /// Publishes one batch of each table after the guards' positions;
+    /// returns how many rows went out. The caller persists the positions
+    /// (seldom: on SQLite every write competes with the sender's).
+    pub async fn once(&self, cur: &mut Cursors) -> Result<usize, String> {
         let mut n = 0;
         let evs = self
             .store
-            .events_after(cur.0, self.batch)
+            .events_after(cur.status.position(), self.batch)
             .await
             .map_err(|e| e.to_string())?;
-        if let Some((last, _)) = evs.last() {
-            let last = *last;
-            n += evs.len();
-            self.status
-                .publish(&evs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
-                .await
-                .map_err(|e| e.to_string())?;
-            cur.0 = last;
+        let ids: Vec<i64> = evs.iter().map(|(id, _)| *id).collect();
+        let before = cur.status.clone();
+        let ok = admit(&mut cur.status, &ids, "status events");
+        if ok > 0 {
+            n += ok;
+            let out: Vec<_> = evs.into_iter().take(ok).map(|(_, e)| e).collect();
+            if let Err(e) = self.status.publish(&out).await {
+                cur.status = before;
+                return Err(e.to_string());
+            }
         }
         let dead = self
             .store
-            .dead_letters_after(cur.1, self.batch)
+            .dead_letters_after(cur.dead.position(), self.batch)
             .await
             .map_err(|e| e.to_string())?;
-        if let Some((last, _)) = dead.last() {
-            let last = *last;
+        let ids: Vec<i64> = dead.iter().map(|(id, _)| *id).collect();
+        let before = cur.dead.clone();
+        let ok = admit(&mut cur.dead, &ids, "dead letters");
+        if ok > 0 {
             let recs: Vec<(String, String)> = dead
                 .iter()
+                .take(ok)
                 .map(|(_, d)| {
                     (
                         d.upstream_id.clone().unwrap_or_else(|| d.origin.clone()),
@@ -325,62 +334,125 @@ impl Relay {
                     )
                 })
                 .collect();
-            self.dead.send_all(&recs).await.map_err(|e| e.to_string())?;
-            cur.1 = last;
+            if let Err(e) = self.dead.send_all(&recs).await {
+                cur.dead = before;
+                return Err(e.to_string());
+            }
             n += recs.len();
         }
         Ok(n)
     }
 
-    async fn load(&self) -> Result<(i64, i64), String> {
+    async fn load(&self) -> Result<Cursors, String> {
         let s = self.store.relay_cursor(STATUS_CURSOR).await;
         let d = self.store.relay_cursor(DEAD_CURSOR).await;
-        Ok((s.map_err(|e| e.to_string())?, d.map_err(|e| e.to_string())?))
+        Ok(Cursors {
+            status: GapGuard::new(s.map_err(|e| e.to_string())?, GAP_WAIT),
+            dead: GapGuard::new(d.map_err(|e| e.to_string())?, GAP_WAIT),
+        })
     }
 
-    async fn save(&self, cur: (i64, i64)) -> Result<(), String> {
+    async fn save(&self, lease: &mut RelayLease, cur: (i64, i64)) -> Result<(), String> {
         self.store
-            .set_relay_cursor(STATUS_CURSOR, cur.0)
+            .set_relay_cursor(lease, STATUS_CURSOR, cur.0)
             .await
             .map_err(|e| e.to_string())?;
         self.store
-            .set_relay_cursor(DEAD_CURSOR, cur.1)
+            .set_relay_cursor(lease, DEAD_CURSOR, cur.1)
             .await
             .map_err(|e| e.to_string())
     }
 
     /// Runs until `stop` is set, then publishes what is left (bounded by
-    /// `final_wait`) and flushes the producer.
+    /// `final_wait`) and flushes the producer. Publishes only while it
+    /// holds the store's relay lease (one node of several at a time); stands
+    /// by otherwise.
     pub async fn run(
         self,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         final_wait: Duration,
     ) {
-        let mut backoff = Duration::from_millis(100);
-        let mut failing = false;
+        let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        let mut standing_by = false;
+        while !stopped() {
+            let mut lease = match self.store.try_relay_lease().await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    if !standing_by {
+                        tracing::info!("status relay: standing by, another node publishes");
+                        standing_by = true;
+                    }
+                    pause(&stopped, Duration::from_secs(2)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "status relay: taking the lease");
+                    pause(&stopped, Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if standing_by {
+                tracing::info!("status relay: took over publishing");
+                standing_by = false;
+            }
+            match self.lead(&mut lease, &stopped).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "status relay: lost the lease; stopped publishing")
+                }
+            }
+        }
+        let _ = self.status.producer().flush(final_wait);
+    }
+
+    /// Publishes while `lease` holds; `Ok` once stopped, `Err` when the
+    /// lease is lost.
+    async fn lead(
+        &self,
+        lease: &mut RelayLease,
+        stopped: &impl Fn() -> bool,
+    ) -> Result<(), String> {
         let mut cur = loop {
             match self.load().await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "status relay: reading cursors");
-                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        return;
+                    if stopped() {
+                        return Ok(());
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         };
-        let mut saved = cur;
+        let mut backoff = Duration::from_millis(100);
+        let mut failing = false;
+        let mut saved = cur.positions();
         let mut last_save = tokio::time::Instant::now();
         loop {
-            let stopping = stop.load(std::sync::atomic::Ordering::SeqCst);
+            let stopping = stopped();
             let res = self.once(&mut cur).await;
-            if cur != saved
-                && (stopping || last_save.elapsed() >= Duration::from_millis(500))
-                && self.save(cur).await.is_ok()
-            {
-                saved = cur;
-                last_save = tokio::time::Instant::now();
+            let now = cur.positions();
+            let due = stopping || last_save.elapsed() >= Duration::from_millis(500);
+            let kept = if now != saved && due {
+                Some(self.save(lease, now).await)
+            } else if last_save.elapsed() >= LEASE_CHECK {
+                let r = self.store.check_relay_lease(lease).await;
+                Some(r.map_err(|e| e.to_string()))
+            } else {
+                None
+            };
+            match kept {
+                Some(Ok(())) => {
+                    saved = now;
+                    last_save = tokio::time::Instant::now();
+                }
+                // the database is down, or the lease's session with it
+                Some(Err(e)) => self
+                    .store
+                    .check_relay_lease(lease)
+                    .await
+                    .map_err(|_| format!("writing the cursors: {e}"))?,
+                None => {}
             }
             match res {
                 Ok(n) => {
@@ -409,9 +481,48 @@ impl Relay {
                 }
             }
         }
-        if cur != saved {
-            let _ = self.save(cur).await;
+        if cur.positions() != saved {
+            let _ = self.save(lease, cur.positions()).await;
         }
-        let _ = self.status.producer().flush(final_wait);
+        Ok(())
     }
+}
+
+/// How often an idle relay checks that its lease still holds.
+const LEASE_CHECK: Duration = Duration::from_secs(5);
+
+/// Sleeps `d`, waking early once `stopped`.
+async fn pause(stopped: &impl Fn() -> bool, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    while !stopped() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where the relays stand in `events` and `dead_letters`.
+#[derive(Debug)]
+pub struct Cursors {
+    pub status: GapGuard,
+    pub dead: GapGuard,
+}
+
+impl Cursors {
+    fn positions(&self) -> (i64, i64) {
+        (self.status.position(), self.dead.position())
+    }
+}
+
+/// Lets `guard` admit the batch `ids`; logs ids passed over as never
+/// committed. Returns how many rows to publish.
+fn admit(guard: &mut GapGuard, ids: &[i64], what: &'static str) -> usize {
+    let a = guard.admit(ids, std::time::Instant::now());
+    for (first, last) in a.skipped {
+        tracing::warn!(
+            first,
+            last,
+            table = what,
+            "status relay: ids never committed (rolled back?) after waiting; passed over"
+        );
+    }
+    a.rows
 }

@@ -4,4 +4,6 @@ pub mod carrier;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "sql")]
+pub mod outbox;
+#[cfg(feature = "sql")]
 pub mod sql;

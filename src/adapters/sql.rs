@@ -187,6 +187,16 @@ impl WriterGate {
     }
 }
 
+/// See [`SqlStore::try_relay_lease`]. Dropping it gives the lease up.
+#[derive(Debug)]
+pub struct RelayLease {
+    /// PostgreSQL: the session holding the advisory lock.
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+/// The advisory lock key of the relay lease ("smsgw_rl").
+const RELAY_LOCK_KEY: i64 = 0x736d_7367_775f_726c;
+
 const MESSAGE_COLS: &str =
     "id, upstream_id, recipient, body, priority, channel, carrier, segments, \
      attempts, expire_at, possible_duplicate, last_reason, accepted_at";
@@ -383,6 +393,39 @@ impl SqlStore {
 
     // ------------------------------------------------------------ outbox
 
+    /// The right to run the outbox relays. On PostgreSQL several gateway
+    /// nodes share one store, and each would otherwise publish every status
+    /// event: the lease is a session advisory lock on a connection of its
+    /// own, so one node publishes and the others stand by, and if that node
+    /// dies (or its connection does) the lock goes with its session and
+    /// another node takes over. `None`: another node holds it. A SQLite file
+    /// has one serving process: the lease is always granted.
+    pub async fn try_relay_lease(&self) -> StoreResult<Option<RelayLease>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(RelayLease { conn: None }));
+        }
+        let mut conn = self.pool.acquire().await.db()?;
+        // the lock lives as long as the session: never hand this connection
+        // back to the pool, close it when the lease goes
+        conn.close_on_drop();
+        let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS got")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await
+            .db()?;
+        let got: bool = row.try_get("got").db()?;
+        Ok(got.then_some(RelayLease { conn: Some(conn) }))
+    }
+
+    /// Whether `lease` still holds: its connection answers (a lost session
+    /// has lost the lock too).
+    pub async fn check_relay_lease(&self, lease: &mut RelayLease) -> StoreResult<()> {
+        if let Some(conn) = lease.conn.as_mut() {
+            sqlx::query("SELECT 1").execute(&mut **conn).await.db()?;
+        }
+        Ok(())
+    }
+
     /// Where relay `name` stands (0 before its first publish).
     pub async fn relay_cursor(&self, name: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT position FROM relay_cursors WHERE name = $1")
@@ -393,16 +436,24 @@ impl SqlStore {
         row.map_or(Ok(0), |r| get_i64(&r, "position"))
     }
 
-    /// Records that relay `name` has published everything up to `position`.
-    pub async fn set_relay_cursor(&self, name: &str, position: i64) -> StoreResult<()> {
-        sqlx::query(
+    /// Records that relay `name` has published everything up to `position`,
+    /// through the lease's connection (so a lost lease fails the write).
+    pub async fn set_relay_cursor(
+        &self,
+        lease: &mut RelayLease,
+        name: &str,
+        position: i64,
+    ) -> StoreResult<()> {
+        let q = sqlx::query(
             "INSERT INTO relay_cursors (name, position) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET position = $2",
         )
         .bind(name)
-        .bind(position)
-        .execute(&self.pool)
-        .await
+        .bind(position);
+        match lease.conn.as_mut() {
+            Some(conn) => q.execute(&mut **conn).await,
+            None => q.execute(&self.pool).await,
+        }
         .db()?;
         Ok(())
     }
