@@ -7,9 +7,12 @@
 # Produces BACKLOG marketing records, waits until serve has accepted them
 # all (the backlog sits in the store and drains at the links' pace), then
 # trickles OTP otp records, one every 10 ms, and reads from serve's
-# /metrics the accept→dispatch latency summary for otp (p50, p99, max),
+# /metrics the latency summaries for otp (p50, p99, max): accept→dispatch
+# (hand-off to the link) and accept→submit (the submit written to the carrier,
+# timed when its response arrives),
 # the marketing messages still queued when the last otp went out, and
-# serve's peak RSS (VmHWM). BENCH_TPS caps the link (default: no cap).
+# serve's peak RSS (VmHWM). BENCH_TPS caps the link (default: no cap);
+# BENCH_METRICS_OUT=FILE keeps serve's last /metrics page.
 # Needs SMSGW_TANSU_BIN (scripts/test-deps.sh). Everything on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +47,7 @@ STORE="sqlite://$WORK/bench.db"
 TPS=()
 [ -n "${BENCH_TPS:-}" ] && TPS=(--tps "$BENCH_TPS")
 "$BIN" link add m1 --protocol cmpp3 --addr 127.0.0.1:$SPORT --account 901234 --secret secret \
-  --connections 4 --window 64 "${TPS[@]}" --store "$STORE" >/dev/null
+  --connections "${BENCH_CONNS:-4}" --window "${BENCH_WINDOW:-64}" "${TPS[@]}" --store "$STORE" >/dev/null
 for t in in status dlq; do "$PRODUCE" "$BROKERS" $t 0 >/dev/null; done
 
 MPORT=$(free_port)
@@ -81,19 +84,26 @@ while [ "$(metric smsgw_messages_dispatched_total 'priority="otp"')" -lt "$OTP" 
   [ "$(date +%s)" -gt "$deadline" ] && { echo "timeout waiting for otp"; exit 1; }
   sleep 0.2
 done
+while [ "$(metric smsgw_accept_to_submit_seconds_count 'priority="otp"')" -lt "$OTP" ]; do
+  [ "$(date +%s)" -gt "$deadline" ] && { echo "timeout waiting for otp submit responses"; exit 1; }
+  sleep 0.2
+done
 queued_after=$(stat 's["by_state"]["accepted"]')
 q() { metric smsgw_accept_to_dispatch_seconds "priority=\"otp\",quantile=\"$1\""; }
 p50=$(q 0.5) p99=$(q 0.99) pmax=$(q 1)
+qs() { metric smsgw_accept_to_submit_seconds "priority=\"otp\",quantile=\"$1\""; }
+s50=$(qs 0.5) s99=$(qs 0.99) smax=$(qs 1)
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$SERVE/status)
 # what the resident memory is now: heap (anonymous) vs mapped files
+[ -n "${BENCH_METRICS_OUT:-}" ] && curl -s "http://127.0.0.1:$MPORT/metrics" >"$BENCH_METRICS_OUT"
 [ -n "${BENCH_SMAPS:-}" ] && grep -E '^(Rss|Anonymous|Shared_Clean|Shared_Dirty|Private_Clean|Private_Dirty):' /proc/$SERVE/smaps_rollup | tr -s ' ' | tr '\n' ' ' && echo
-python3 - "$BACKLOG" "$OTP" "$p50" "$p99" "$pmax" "$queued_before" "$queued_after" "$rss_kb" <<'PY'
+python3 - "$BACKLOG" "$OTP" "$p50" "$p99" "$pmax" "$queued_before" "$queued_after" "$rss_kb" "$s50" "$s99" "$smax" <<'PY'
 import sys, json
-b, n, p50, p99, pmax, qb, qa, rss = sys.argv[1:]
+b, n, p50, p99, pmax, qb, qa, rss, s50, s99, smax = sys.argv[1:]
+ms = lambda v: round(float(v) * 1e3, 3)
 print(json.dumps({"marketing_backlog": int(b), "otp": int(n),
-                  "otp_accept_to_dispatch_ms": {"p50": round(float(p50) * 1e3, 3),
-                                                "p99": round(float(p99) * 1e3, 3),
-                                                "max": round(float(pmax) * 1e3, 3)},
+                  "otp_accept_to_dispatch_ms": {"p50": ms(p50), "p99": ms(p99), "max": ms(pmax)},
+                  "otp_accept_to_submit_ms": {"p50": ms(s50), "p99": ms(s99), "max": ms(smax)},
                   "marketing_queued_at_otp_start": int(qb), "marketing_queued_after_last_otp": int(qa),
                   "serve_peak_rss_mb": round(int(rss) / 1024, 1)}))
 PY

@@ -131,6 +131,7 @@ async fn serve_smgp_through_the_simulator_with_metrics() {
     for name in [
         "smsgw_submit_results_total",
         "smsgw_window_capacity",
+        "smsgw_accept_to_submit_seconds",
         "smsgw_build_info",
     ] {
         assert!(

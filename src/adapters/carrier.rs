@@ -23,6 +23,7 @@ use smsgw_codecs::udh::ConcatRef;
 use smsgw_codecs::StatusClass;
 use tokio::sync::mpsc;
 
+use crate::engine::metrics as m;
 use crate::engine::ports::*;
 use crate::engine::retry::OutcomeClass;
 use crate::engine::types::*;
@@ -231,12 +232,25 @@ async fn forward(
         let route = link.clone();
         let out = match ev {
             LinkEvent::Accepted {
-                token, carrier_id, ..
-            } => take(token).map(|(t, part)| ChannelEvent::Accepted {
-                token: t,
-                part,
-                provider_id: ProviderMsgId::new(&carrier_id.to_hex()),
-                route,
+                token,
+                carrier_id,
+                latency,
+                answered_at,
+                ..
+            } => take(token).map(|(t, part)| {
+                if part == 1 {
+                    // when the submit went out, on the wall clock
+                    let sent_ago = answered_at.elapsed() + latency;
+                    let secs = m::seconds_since(t.accepted_at) - sent_ago.as_secs_f64();
+                    metrics::histogram!(m::ACCEPT_TO_SUBMIT, "priority" => t.priority.as_str())
+                        .record(secs.max(0.0));
+                }
+                ChannelEvent::Accepted {
+                    token: t,
+                    part,
+                    provider_id: ProviderMsgId::new(&carrier_id.to_hex()),
+                    route,
+                }
             }),
             LinkEvent::Rejected {
                 token, code, class, ..

@@ -214,11 +214,13 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
             .set(lanes.len(p) as f64);
         metrics::counter!(m::DISPATCHED, "priority" => p.as_str()).increment(1);
         metrics::histogram!(m::ACCEPT_TO_DISPATCH, "priority" => p.as_str())
-            .record(since(d.accepted_at));
+            .record(m::seconds_since(d.accepted_at));
         Some(Dispatch {
             token: DispatchToken {
                 message: d.id,
                 attempt: d.attempts,
+                priority: d.priority,
+                accepted_at: d.accepted_at,
             },
             to: d.to,
             content: Content {
@@ -332,15 +334,6 @@ impl<S: MessageStore + ReportStore + Clone> Sender<S> {
         out.extend(self.outcomes.apply(&evs[start..], now).await?);
         Ok(out)
     }
-}
-
-/// Seconds from `t` to now, at microsecond resolution (`t` has
-/// milliseconds, truncated, so this errs on the long side by < 1 ms).
-fn since(t: Timestamp) -> f64 {
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    ((now_us - t.0 * 1000).max(0) as f64) / 1e6
 }
 
 impl<S: MessageStore + ReportStore> Outcomes<S> {

@@ -3,6 +3,8 @@
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
+use super::types::Timestamp;
+
 /// `{priority}`
 pub const ACCEPTED: &str = "smsgw_messages_accepted_total";
 /// `{priority}`
@@ -26,6 +28,18 @@ pub const DUPLICATES: &str = "smsgw_duplicate_records_total";
 pub const IN_FLIGHT: &str = "smsgw_engine_in_flight";
 /// `{priority}` durable acceptance → handed to a channel
 pub const ACCEPT_TO_DISPATCH: &str = "smsgw_accept_to_dispatch_seconds";
+/// `{priority}` durable acceptance → the (first part's) submit went out to
+/// the provider; recorded by the channel once the provider accepted it
+pub const ACCEPT_TO_SUBMIT: &str = "smsgw_accept_to_submit_seconds";
+
+/// Wall-clock seconds since `t` (never negative). `t` has millisecond
+/// resolution, so short spans read up to 1 ms long.
+pub fn seconds_since(t: Timestamp) -> f64 {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    ((now_us - t.0 * 1000).max(0) as f64) / 1e6
+}
 
 /// `{op = accept | claim | record}` one store call of the engine's hot path
 /// (a batch), waiting for the connection included
@@ -46,6 +60,11 @@ pub fn describe() {
         ACCEPT_TO_DISPATCH,
         Unit::Seconds,
         "durable acceptance to hand-off to a channel, by priority"
+    );
+    describe_histogram!(
+        ACCEPT_TO_SUBMIT,
+        Unit::Seconds,
+        "durable acceptance to the submit written to the provider, by priority"
     );
     describe_counter!(
         ACCEPTED,

@@ -418,6 +418,11 @@ pub trait LinkRegistry: Send + Sync {
 pub struct DispatchToken {
     pub message: MessageId,
     pub attempt: u32,
+    /// The message's lane, and when it was durably accepted: a channel
+    /// times acceptance → submit with them
+    /// ([`ACCEPT_TO_SUBMIT`](super::metrics::ACCEPT_TO_SUBMIT)).
+    pub priority: Priority,
+    pub accepted_at: Timestamp,
 }
 
 /// What to send, channel-agnostic. SMS uses `text`; email adds `subject`;

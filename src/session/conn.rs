@@ -657,6 +657,7 @@ impl<D: Dialect> Conn<'_, D> {
                             carrier_id,
                             conn: self.p.conn_id,
                             latency: ans.latency,
+                            answered_at: now,
                         });
                     }
                     SubmitOutcome::Rejected { code, class } => {

@@ -348,7 +348,11 @@ pub enum LinkEvent {
         token: u64,
         carrier_id: CarrierMsgId,
         conn: u32,
+        /// Submit written → response read.
         latency: Duration,
+        /// When the response was read (so the submit went out at
+        /// `answered_at - latency`).
+        answered_at: std::time::Instant,
     },
     /// The carrier refused it. `Throttled` and `Retryable` may be resubmitted.
     Rejected {
