@@ -193,6 +193,18 @@ pub struct KafkaConfig {
     /// and takes more memory.
     #[serde(default = "prefetch_kib")]
     pub prefetch_kib: u32,
+    /// How long the broker may hold a fetch while no records wait
+    /// (librdkafka's `fetch.wait.max.ms`). Apache Kafka answers as soon as
+    /// a record arrives, so there it is the idle poll interval; a broker
+    /// that holds fetches for the whole time (tansu does) adds up to this
+    /// much to every record's way in, and hands a trickle of otp records
+    /// over in bursts.
+    #[serde(default = "fetch_wait", with = "humantime_serde")]
+    pub fetch_wait: Duration,
+}
+
+fn fetch_wait() -> Duration {
+    Duration::from_millis(20)
 }
 
 fn prefetch_kib() -> u32 {
@@ -397,6 +409,9 @@ impl Config {
             if k.prefetch_kib == 0 {
                 return bad("kafka.prefetch_kib must be > 0".into());
             }
+            if k.fetch_wait.is_zero() || k.fetch_wait > Duration::from_secs(300) {
+                return bad("kafka.fetch_wait must be within 1ms..300s".into());
+            }
             if k.heartbeat_interval >= k.session_timeout {
                 return bad("kafka.heartbeat_interval must be below session_timeout".into());
             }
@@ -438,8 +453,25 @@ mod tests {
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.engine.default_validity, Duration::from_secs(7200));
-        assert_eq!(cfg.kafka.unwrap().session_timeout, Duration::from_secs(6));
+        let k = cfg.kafka.unwrap();
+        assert_eq!(k.session_timeout, Duration::from_secs(6));
+        assert_eq!(k.fetch_wait, Duration::from_millis(20));
         assert_eq!(cfg.routing.segments["1703"], Carrier::Unicom);
+    }
+
+    #[test]
+    fn kafka_fetch_wait_is_bounded() {
+        let parse = |wait: &str| {
+            toml::from_str::<Config>(&format!(
+                "[kafka]\nbrokers = 'b:1'\ninput_topic = 'i'\nstatus_topic = 's'\nfetch_wait = '{wait}'"
+            ))
+            .unwrap()
+        };
+        let c = parse("5ms");
+        c.validate().unwrap();
+        assert_eq!(c.kafka.unwrap().fetch_wait, Duration::from_millis(5));
+        assert!(parse("0s").validate().is_err());
+        assert!(parse("10m").validate().is_err());
     }
 
     #[test]

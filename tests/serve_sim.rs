@@ -139,6 +139,26 @@ async fn serve_smgp_through_the_simulator_with_metrics() {
             "{name} missing from /metrics:\n{metrics}"
         );
     }
+    // One metric name, one label schema: a family that two layers both
+    // feed with different labels double-counts in every dashboard sum.
+    let mut schema: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let name = name
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count")
+            .trim_end_matches("_bucket");
+        let mut keys: Vec<&str> = rest
+            .split(',')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.trim_start_matches('}')))
+            .filter(|k| *k != "quantile" && *k != "le")
+            .collect();
+        keys.sort_unstable();
+        let known = schema.entry(name).or_insert_with(|| keys.clone());
+        assert_eq!(*known, keys, "{name} exported with two label sets");
+    }
     // Phone numbers are masked in logs; the secret never appears.
     assert!(!err.contains("13300000001"), "unmasked number in the log");
     assert!(!err.contains("s3cret"), "secret in the log");

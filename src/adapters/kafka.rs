@@ -48,6 +48,8 @@ pub struct KafkaSettings {
     pub heartbeat_interval: Duration,
     /// `queued.max.messages.kbytes`: see `config::KafkaConfig::prefetch_kib`.
     pub prefetch_kib: u32,
+    /// `fetch.wait.max.ms`: see `config::KafkaConfig::fetch_wait`.
+    pub fetch_wait: Duration,
 }
 
 impl KafkaSettings {
@@ -64,6 +66,7 @@ impl KafkaSettings {
             max_poll_interval: Duration::from_millis(7000),
             heartbeat_interval: Duration::from_millis(1000),
             prefetch_kib: 2048,
+            fetch_wait: Duration::from_millis(20),
         }
     }
 }
@@ -107,6 +110,12 @@ impl KafkaSource {
             // msg/s against 18.4-19.4k with 4 MB, which ingests faster).
             .set("queued.max.messages.kbytes", s.prefetch_kib.to_string())
             .set("queued.min.messages", "20000")
+            // librdkafka's 500 ms default: otp records trickling in through
+            // tansu arrived in bursts every ~250 ms, and a burst of otp
+            // queues behind itself on a TPS-capped link (benches/otp_bench.sh
+            // at 500 TPS: accept→submit p50 12.2 / p99 28.1 ms; 20 ms: see
+            // README)
+            .set("fetch.wait.max.ms", ms(s.fetch_wait))
             .create()?;
         consumer.subscribe(&[&s.input_topic])?;
         Ok(KafkaSource {

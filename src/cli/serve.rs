@@ -125,6 +125,7 @@ fn kafka_settings(
         k.max_poll_interval = f.max_poll_interval;
         k.heartbeat_interval = f.heartbeat_interval;
         k.prefetch_kib = f.prefetch_kib;
+        k.fetch_wait = f.fetch_wait;
     }
     if let Some(g) = &args.group {
         k.group_id = g.clone();

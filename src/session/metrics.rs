@@ -10,14 +10,14 @@ pub const SUBMIT_RESULTS: &str = "smsgw_submit_results_total";
 pub const SUBMIT_RESPONSE_DURATION: &str = "smsgw_submit_response_duration_seconds";
 pub const WINDOW_IN_FLIGHT: &str = "smsgw_window_in_flight";
 pub const WINDOW_CAPACITY: &str = "smsgw_window_capacity";
-pub const RETRIES: &str = "smsgw_retries_total";
+pub const RETRIES: &str = "smsgw_link_resends_total";
 pub const SESSIONS: &str = "smsgw_sessions";
 pub const SESSION_RECONNECTS: &str = "smsgw_session_reconnects_total";
 pub const HEARTBEATS_MISSED: &str = "smsgw_heartbeats_missed_total";
 pub const THROTTLES: &str = "smsgw_throttles_total";
 pub const RATE_LIMIT_TPS: &str = "smsgw_rate_limit_tps";
 pub const DECODE_ERRORS: &str = "smsgw_decode_errors_total";
-pub const DELIVERY_REPORTS: &str = "smsgw_delivery_reports_total";
+pub const DELIVERY_REPORTS: &str = "smsgw_link_reports_total";
 
 /// Registers descriptions and units with the installed recorder.
 pub fn describe() {
