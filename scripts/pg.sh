@@ -3,6 +3,7 @@
 #
 #   eval "$(scripts/pg.sh)"          # sets SMSGW_TEST_PG_URL and SMSGW_PG_DIR
 #   scripts/pg.sh stop "$SMSGW_PG_DIR"
+#   scripts/pg.sh pause|resume "$SMSGW_PG_DIR"   (stop / start, data kept)
 #
 # postgres refuses to run as root, so the cluster runs as `postgres` with its
 # data under /tmp. Port: $SMSGW_PG_PORT or a free one.
@@ -14,6 +15,19 @@ if [[ -z "${PGBIN}" ]]; then
     exit 1
 fi
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# pause / resume: stop the server keeping its data, start it again on the
+# same port (the "database down" tests)
+if [[ "${1:-}" == "pause" ]]; then
+    as_pg "$PGBIN/pg_ctl" -D "${2:?usage: pg.sh pause DIR}" -m fast -w stop >/dev/null
+    exit 0
+fi
+if [[ "${1:-}" == "resume" ]]; then
+    dir=${2:?usage: pg.sh resume DIR}
+    as_pg "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -o "$(cat "$dir/smsgw.opts")" start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    exit 0
+fi
 
 if [[ "${1:-}" == "stop" ]]; then
     dir=${2:?usage: pg.sh stop DIR}
@@ -28,8 +42,9 @@ if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; fi
 chmod 700 "$dir"
 as_pg "$PGBIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-sync >"$dir.initdb.log" 2>&1 \
     || { cat "$dir.initdb.log" >&2; exit 1; }
-as_pg "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null \
+opts="-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off"
+echo "$opts" >"$dir/smsgw.opts"
+as_pg "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -o "$opts" start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
 rm -f "$dir.initdb.log"
 echo "export SMSGW_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres"

@@ -37,6 +37,8 @@ fn n_messages() -> usize {
 struct Env {
     _dir: tempfile::TempDir,
     store: String,
+    /// The ISMG's address.
+    addr: String,
     config: String,
     broker: Tansu,
     seen: Arc<Seen>,
@@ -85,6 +87,7 @@ async fn setup_on(store: Option<String>) -> Env {
     Env {
         _dir: dir,
         store,
+        addr,
         config: config.display().to_string(),
         broker,
         seen,
@@ -110,7 +113,12 @@ fn serve(env: &Env) -> Serve {
             .args(["--kafka", &env.broker.brokers()])
             .args(["--input-topic", "in", "--status-topic", "status"])
             .args(["--dead-letter-topic", "dlq", "--group", "gw"])
-            .env("SMSGW_LOG", "warn,librdkafka=off,rdkafka=off")
+            // SMSGW_E2E_LOG: serve's log filter while debugging a test
+            .env(
+                "SMSGW_LOG",
+                std::env::var("SMSGW_E2E_LOG")
+                    .unwrap_or_else(|_| "warn,librdkafka=off,rdkafka=off".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -516,4 +524,128 @@ async fn two_nodes_on_postgres_share_the_work() {
         assert!(seen.insert(key.clone()), "published twice: {key:?}");
     }
     assert_eq!(evs.len(), 3 * n, "accepted, submitted, delivered for each");
+}
+
+/// A PostgreSQL server of the test's own (`scripts/pg.sh`), which the test
+/// may stop and start: the shared one serves other tests meanwhile.
+struct OwnPg {
+    url: String,
+    dir: String,
+}
+
+impl OwnPg {
+    fn script() -> String {
+        format!("{}/scripts/pg.sh", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// `None` (skip) when PostgreSQL is not installed and CI did not ask for it.
+    fn start() -> Option<OwnPg> {
+        let out = Command::new("bash").arg(Self::script()).output().unwrap();
+        if !out.status.success() {
+            assert!(
+                std::env::var_os("SMSGW_REQUIRE_PG").is_none(),
+                "scripts/pg.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("no PostgreSQL here: skipped");
+            return None;
+        }
+        let text = String::from_utf8(out.stdout).unwrap();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap()
+                .to_owned()
+        };
+        Some(OwnPg {
+            url: var("SMSGW_TEST_PG_URL"),
+            dir: var("SMSGW_PG_DIR"),
+        })
+    }
+
+    fn run(&self, what: &str) {
+        let st = Command::new("bash")
+            .args([&Self::script(), what, &self.dir])
+            .status()
+            .unwrap();
+        assert!(st.success(), "pg.sh {what} failed");
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args([&Self::script(), "stop", &self.dir])
+            .status();
+    }
+}
+
+/// The database goes away mid-run (PostgreSQL stopped) and comes back:
+/// the links keep sending what was already claimed, outcomes wait in
+/// memory, intake waits in the broker, and once the database is back every
+/// message reaches its final state, each sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_sending_continues_and_state_catches_up() {
+    let Some(pg) = OwnPg::start() else {
+        return;
+    };
+    let env = setup_on(Some(pg.url.clone())).await;
+    // a link slow enough for the run to span the outage
+    smsgw(&env.store, &["link", "remove", "m1"]);
+    smsgw(
+        &env.store,
+        &[
+            "link",
+            "add",
+            "m1",
+            "--protocol",
+            "cmpp3",
+            "--addr",
+            &env.addr,
+            "--account",
+            "901234",
+            "--secret",
+            ismg::SECRET,
+            "--window",
+            "16",
+            "--tps",
+            "300",
+        ],
+    );
+    let n = 1500;
+    let recs: Vec<String> = (0..n)
+        .map(|i| record(&format!("m{i}"), &to_of(i), &format!("k{i}"), "marketing"))
+        .collect();
+    let child = serve(&env);
+    produce(&env.broker.brokers(), "in", &recs).await;
+    wait_for(
+        &env.store,
+        "a first part delivered",
+        |s| s["by_state"]["delivered"].as_u64().unwrap_or(0) >= 200,
+        120,
+    )
+    .await;
+
+    pg.run("pause");
+    let at_stop = env.seen.submits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = env.seen.submits.load(Ordering::SeqCst) - at_stop;
+    eprintln!("submits while the database was down: {during}");
+    assert!(during > 0, "sending stopped with the database");
+    pg.run("resume");
+
+    let s = wait_for(
+        &env.store,
+        "every message delivered after the database came back",
+        |s| s["by_state"]["delivered"].as_u64() == Some(n as u64),
+        180,
+    )
+    .await;
+    let status = term(child);
+    assert!(status.success(), "serve exits 0: {status:?}");
+    assert_eq!(s["messages"], n as u64, "none lost: {s}");
+    assert_eq!(s["reports_unmatched"], 0, "{s}");
+    assert!(env.seen.duplicates().is_empty(), "nothing sent twice");
+    assert_eq!(env.seen.submits.load(Ordering::SeqCst) as usize, n);
+    assert_eq!(env.seen.unanswered(), 0, "every report answered");
 }

@@ -71,12 +71,28 @@ fn backend_err(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(d)
-            if d.message().contains("locked") || d.message().contains("busy") =>
+            if d.message().contains("locked")
+                || d.message().contains("busy")
+                || d.code().is_some_and(|c| transient_sqlstate(&c)) =>
         {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Backend(e.to_string()),
     }
+}
+
+/// SQLSTATEs that say "try again later", not "this statement is wrong":
+/// connection exceptions (class 08), the server shutting down or starting
+/// up (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+/// now), too many connections (53300), and a transaction that lost a race
+/// (40001 serialization failure, 40P01 deadlock; every write smsgw retries
+/// is idempotent).
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+        )
 }
 
 trait Ctx<T> {
@@ -246,7 +262,15 @@ impl SqlStore {
                     .connect(&sqlite_url(url))
                     .await
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await,
+            // A call fails after 5 s of the server being unreachable (sqlx's
+            // default waits 30 s): the tasks log it, hold their work, retry.
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await
+            }
         }
         .db()?;
         let migrator = match backend {
@@ -1355,6 +1379,18 @@ mod stmt_tests {
         tx.defer(INSERT, row("b"), None).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(queued(&s).await, 1);
+    }
+
+    #[test]
+    fn retryable_sqlstates() {
+        for c in [
+            "08006", "08001", "57P01", "57P03", "53300", "40001", "40P01",
+        ] {
+            assert!(transient_sqlstate(c), "{c}");
+        }
+        for c in ["23505", "42P01", "22P02", "57014"] {
+            assert!(!transient_sqlstate(c), "{c}");
+        }
     }
 
     #[test]

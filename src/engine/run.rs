@@ -420,6 +420,14 @@ where
 /// Most outcome events applied in one store transaction.
 const RECORD_BATCH: usize = 8192;
 
+/// A store attempt running this long counts as the store being down for
+/// the in-flight window (see `recorder_task`).
+const STORE_STALL: Duration = Duration::from_secs(1);
+
+/// Outcome events held while the store is down beyond which delivery
+/// reports are left to the carrier to resend.
+const HELD_MAX: usize = 50_000;
+
 async fn recorder_task<S, K>(
     mut outcomes: Outcomes<S>,
     mut events: mpsc::Receiver<ChannelEvent>,
@@ -431,9 +439,16 @@ where
     K: StatusSink,
 {
     let mut backlog: Vec<ChannelEvent> = Vec::new();
+    // backlog[..released] are outcomes held while the store was down whose
+    // dispatches already left the in-flight window
+    let mut released = 0;
     let mut closed = false;
     let mut store_down: Option<Instant> = None;
-    let take = |ev: ChannelEvent, backlog: &mut Vec<ChannelEvent>| {
+    let mut deferred = 0u64;
+    let take = |ev: ChannelEvent,
+                backlog: &mut Vec<ChannelEvent>,
+                down: bool,
+                deferred: &mut u64| {
         if let ChannelEvent::RouteState { route, up } = &ev {
             shared
                 .routes
@@ -442,24 +457,39 @@ where
                 .push((route.clone(), *up));
             shared.wake.notify_one();
         }
+        // A long outage must not grow memory (or stall the links) with
+        // reports: past the cap they go unanswered, and the carrier
+        // delivers them again later. Submit outcomes are never dropped;
+        // they are bounded by what was claimed before the outage.
+        if down && backlog.len() >= HELD_MAX && matches!(ev, ChannelEvent::Report(_)) {
+            if *deferred == 0 {
+                tracing::warn!(held = backlog.len(),
+                    "store unavailable: further delivery reports left unanswered for the carrier to resend");
+            }
+            *deferred += 1;
+            metrics::counter!(m::REPORTS, "result" => "deferred").increment(1);
+            return;
+        }
         backlog.push(ev);
     };
     loop {
-        if !closed && (backlog.is_empty() || store_down.is_some()) {
-            let wait = if store_down.is_some() {
+        let down = store_down.is_some();
+        if !closed && (backlog.is_empty() || down) {
+            let wait = if down {
                 Duration::from_millis(20)
             } else {
                 Duration::from_millis(200)
             };
             match tokio::time::timeout(wait, events.recv()).await {
-                Ok(Some(ev)) => take(ev, &mut backlog),
+                Ok(Some(ev)) => take(ev, &mut backlog, down, &mut deferred),
                 Ok(None) => closed = true,
                 Err(_) => {}
             }
         }
-        while backlog.len() < RECORD_BATCH {
+        // while the store is down, keep draining (the links must not stall)
+        while backlog.len() < RECORD_BATCH || down {
             match events.try_recv() {
-                Ok(ev) => take(ev, &mut backlog),
+                Ok(ev) => take(ev, &mut backlog, down, &mut deferred),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
@@ -473,8 +503,54 @@ where
             }
             continue;
         }
+        if down {
+            // known outcomes, held: out of the in-flight window now
+            shared.inflight.settle(&backlog[released..]);
+            released = backlog.len();
+            shared.wake.notify_one();
+        }
         let t0 = Instant::now();
-        match outcomes.apply(&backlog, Timestamp::now()).await {
+        // If the attempt stalls (the server went away: the pool may try to
+        // connect for seconds), or the store is already known down, the
+        // outcomes that arrive meanwhile are taken (for the next attempt)
+        // and leave the in-flight window as they come, so the links go on
+        // sending what is claimed. Otherwise they wait in the channel and
+        // make the next group commit.
+        let mut incoming: Vec<ChannelEvent> = Vec::new();
+        let mut incoming_released = 0;
+        let mut stalled = down;
+        let res = {
+            let attempt = outcomes.apply(&backlog, Timestamp::now());
+            tokio::pin!(attempt);
+            let stall = tokio::time::sleep(STORE_STALL);
+            tokio::pin!(stall);
+            loop {
+                tokio::select! {
+                    biased;
+                    res = &mut attempt => break res,
+                    () = &mut stall, if !stalled => {
+                        stalled = true;
+                        tracing::warn!(held = backlog.len() + incoming.len(),
+                            "store not answering (outcomes); sending continues, state catches up");
+                        shared.inflight.settle(&backlog[released..]);
+                        released = backlog.len();
+                        shared.inflight.settle(&incoming);
+                        incoming_released = incoming.len();
+                        shared.wake.notify_one();
+                    }
+                    ev = events.recv(), if stalled && !closed => match ev {
+                        Some(ev) => {
+                            take(ev, &mut incoming, true, &mut deferred);
+                            shared.inflight.settle(&incoming[incoming_released..]);
+                            incoming_released = incoming.len();
+                            shared.wake.notify_one();
+                        }
+                        None => closed = true,
+                    },
+                }
+            }
+        };
+        match res {
             Ok(evs) => {
                 metrics::histogram!(m::STORE_OP, "op" => "record")
                     .record(t0.elapsed().as_secs_f64());
@@ -484,9 +560,14 @@ where
                     "outcomes stored"
                 );
                 if store_down.take().is_some() {
-                    tracing::info!(applied = backlog.len(), "store back; held outcomes applied");
+                    tracing::info!(
+                        applied = backlog.len(),
+                        deferred_reports = deferred,
+                        "store back; held outcomes applied"
+                    );
+                    deferred = 0;
                 }
-                shared.inflight.settle(&backlog);
+                shared.inflight.settle(&backlog[released..]);
                 // Stored (settled or parked): the carrier may have its answer.
                 for ev in &backlog {
                     if let ChannelEvent::Report(r) = ev {
@@ -496,6 +577,8 @@ where
                     }
                 }
                 backlog.clear();
+                released = incoming_released;
+                backlog.append(&mut incoming);
                 shared.wake.notify_one();
                 publish(&*sink, &evs).await;
             }
@@ -505,6 +588,15 @@ where
                         "store unavailable (outcomes); sending continues, state catches up");
                     Instant::now()
                 });
+                // Sending goes on with what is already claimed: the outcomes
+                // are known (in memory), so their dispatches leave the
+                // in-flight window. A crash before the store is back loses
+                // them; those messages are resent and marked.
+                shared.inflight.settle(&backlog[released..]);
+                shared.inflight.settle(&incoming[incoming_released..]);
+                backlog.append(&mut incoming);
+                released = backlog.len();
+                shared.wake.notify_one();
                 if closed && since.elapsed() > Duration::from_secs(10) {
                     tracing::warn!(error = %e, left = backlog.len(),
                         "outcomes not stored at shutdown; their messages are resent as possible duplicates");
