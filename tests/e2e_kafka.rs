@@ -37,8 +37,6 @@ fn n_messages() -> usize {
 struct Env {
     _dir: tempfile::TempDir,
     store: String,
-    /// The ISMG's address.
-    addr: String,
     config: String,
     broker: Tansu,
     seen: Arc<Seen>,
@@ -46,11 +44,12 @@ struct Env {
 
 /// Broker with topics `in` (3 partitions), `status`, `dlq`; ISMG; store with link `m1`.
 async fn setup() -> Env {
-    setup_on(None).await
+    setup_on(None, &[]).await
 }
 
-/// [`setup`] on the store `store` (default: a fresh SQLite file).
-async fn setup_on(store: Option<String>) -> Env {
+/// [`setup`] on the store `store` (default: a fresh SQLite file), with
+/// `link_args` added to `link add`.
+async fn setup_on(store: Option<String>, link_args: &[&str]) -> Env {
     let broker = Tansu::start();
     broker.create_topics(&["in"], 3).await;
     broker.create_topics(&["status", "dlq"], 1).await;
@@ -66,28 +65,26 @@ async fn setup_on(store: Option<String>) -> Env {
         "[engine]\nlease = \"30s\"\nclaim_batch = 64\nlane_capacity = 64\nsweep_interval = \"1s\"\n",
     )
     .unwrap();
-    smsgw(
-        &store,
-        &[
-            "link",
-            "add",
-            "m1",
-            "--protocol",
-            "cmpp3",
-            "--addr",
-            &addr,
-            "--account",
-            "901234",
-            "--secret",
-            ismg::SECRET,
-            "--window",
-            "16",
-        ],
-    );
+    let mut args = vec![
+        "link",
+        "add",
+        "m1",
+        "--protocol",
+        "cmpp3",
+        "--addr",
+        &addr,
+        "--account",
+        "901234",
+        "--secret",
+        ismg::SECRET,
+        "--window",
+        "16",
+    ];
+    args.extend_from_slice(link_args);
+    smsgw(&store, &args);
     Env {
         _dir: dir,
         store,
-        addr,
         config: config.display().to_string(),
         broker,
         seen,
@@ -447,39 +444,16 @@ async fn broker_down_accepted_messages_still_go_out() {
     );
 }
 
-/// A fresh PostgreSQL database on the test server, or `None` (skip) when
-/// none is configured and CI did not ask for one.
-async fn postgres_db() -> Option<String> {
-    let Ok(base) = std::env::var("SMSGW_TEST_PG_URL") else {
-        assert!(
-            std::env::var_os("SMSGW_REQUIRE_PG").is_none(),
-            "SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)"
-        );
-        eprintln!("SMSGW_TEST_PG_URL not set: skipped");
-        return None;
-    };
-    let name = format!("smsgw_e2e{}", std::process::id());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let (head, _) = base.rsplit_once('/').unwrap();
-    Some(format!("{head}/{name}"))
-}
-
 /// Two gateway nodes in one consumer group on one PostgreSQL store: they
 /// share the input, send each message once, and the status topic carries
 /// each state change once (one node's relay publishes; the other stands by),
 /// with none skipped although the nodes' transactions commit out of id order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_postgres_share_the_work() {
-    let Some(pg) = postgres_db().await else {
+    let Some(pg) = common::pg::fresh_database().await else {
         return;
     };
-    let env = setup_on(Some(pg)).await;
+    let env = setup_on(Some(pg), &[]).await;
     let n = n_messages();
     let recs: Vec<String> = (0..n)
         .map(|i| {
@@ -589,29 +563,8 @@ async fn database_down_sending_continues_and_state_catches_up() {
     let Some(pg) = OwnPg::start() else {
         return;
     };
-    let env = setup_on(Some(pg.url.clone())).await;
     // a link slow enough for the run to span the outage
-    smsgw(&env.store, &["link", "remove", "m1"]);
-    smsgw(
-        &env.store,
-        &[
-            "link",
-            "add",
-            "m1",
-            "--protocol",
-            "cmpp3",
-            "--addr",
-            &env.addr,
-            "--account",
-            "901234",
-            "--secret",
-            ismg::SECRET,
-            "--window",
-            "16",
-            "--tps",
-            "300",
-        ],
-    );
+    let env = setup_on(Some(pg.url.clone()), &["--tps", "300"]).await;
     let n = 1500;
     let recs: Vec<String> = (0..n)
         .map(|i| record(&format!("m{i}"), &to_of(i), &format!("k{i}"), "marketing"))

@@ -30,24 +30,12 @@ async fn sqlite() -> Db {
     }
 }
 
+#[path = "common/pg.rs"]
+mod pg;
+
+/// A fresh PostgreSQL database, or `None` (skip; see [`pg::fresh_database`]).
 async fn postgres() -> Option<Db> {
-    let base = std::env::var("SMSGW_TEST_PG_URL").ok()?;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "smsgw_t{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let (head, _) = base.rsplit_once('/').unwrap();
-    let url = format!("{head}/{name}");
+    let url = pg::fresh_database().await?;
     Some(Db {
         store: SqlStore::open(&url).await.unwrap(),
         url,
@@ -65,14 +53,8 @@ macro_rules! both {
             }
             #[tokio::test]
             async fn postgres() {
-                match super::postgres().await {
-                    Some(db) => super::$body(&db.store).await,
-                    // CI sets SMSGW_REQUIRE_PG=1 so a missing server fails
-                    // instead of skipping.
-                    None if std::env::var_os("SMSGW_REQUIRE_PG").is_some() => {
-                        panic!("SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)")
-                    }
-                    None => eprintln!("SMSGW_TEST_PG_URL not set: skipped"),
+                if let Some(db) = super::postgres().await {
+                    super::$body(&db.store).await;
                 }
             }
         }
@@ -97,6 +79,12 @@ async fn accept(s: &SqlStore, json: &str, now: Timestamp) -> AcceptResult {
 
 fn states(h: &[StatusEvent]) -> Vec<&'static str> {
     h.iter().map(|e| e.state.as_str()).collect()
+}
+
+fn id_states(evs: &[StatusEvent]) -> Vec<(String, &'static str)> {
+    evs.iter()
+        .map(|e| (e.id.clone(), e.state.as_str()))
+        .collect()
 }
 
 async fn accept_is_idempotent(s: &SqlStore) {
@@ -487,10 +475,7 @@ async fn batched_bind_and_settle(s: &SqlStore) {
         .await
         .unwrap();
     // a and b submitted (b then delivered by its parked report); long waits for part 3
-    let got: Vec<(String, &str)> = evs
-        .iter()
-        .map(|e| (e.id.clone(), e.state.as_str()))
-        .collect();
+    let got = id_states(&evs);
     assert_eq!(
         got,
         [
@@ -518,10 +503,7 @@ async fn batched_bind_and_settle(s: &SqlStore) {
         )
         .await
         .unwrap();
-    let got: Vec<(String, &str)> = evs
-        .iter()
-        .map(|e| (e.id.clone(), e.state.as_str()))
-        .collect();
+    let got = id_states(&evs);
     assert_eq!(
         got,
         [("a".to_owned(), "failed"), ("long".to_owned(), "delivered")]
@@ -611,10 +593,7 @@ async fn outcomes_recorded_together(s: &SqlStore) {
         )
         .await
         .unwrap();
-    let got: Vec<(String, &str)> = evs
-        .iter()
-        .map(|e| (e.id.clone(), e.state.as_str()))
-        .collect();
+    let got = id_states(&evs);
     assert_eq!(
         got,
         [
@@ -881,20 +860,6 @@ async fn sqlite_json_keeps_nul() {
     );
 }
 
-/// A PostgreSQL test database, or `None` (skip) when none is configured and
-/// CI did not ask for one.
-async fn postgres_only() -> Option<Db> {
-    let db = postgres().await;
-    if db.is_none() {
-        assert!(
-            std::env::var_os("SMSGW_REQUIRE_PG").is_none(),
-            "SMSGW_REQUIRE_PG is set but SMSGW_TEST_PG_URL is not (run scripts/pg.sh)"
-        );
-        eprintln!("SMSGW_TEST_PG_URL not set: skipped");
-    }
-    db
-}
-
 async fn insert_event(conn: &mut sqlx::AnyConnection, upstream: &str) -> i64 {
     use sqlx::Row;
     sqlx::query(
@@ -916,7 +881,7 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, upstream: &str) -> i64 {
 async fn postgres_outbox_waits_for_a_late_commit() {
     use smsgw::adapters::outbox::{GapGuard, GAP_WAIT};
     use sqlx::Connection;
-    let Some(db) = postgres_only().await else {
+    let Some(db) = postgres().await else {
         return;
     };
     sqlx::any::install_default_drivers();
@@ -952,7 +917,7 @@ async fn postgres_outbox_waits_for_a_late_commit() {
 /// passes on when its holder's session ends.
 #[tokio::test]
 async fn postgres_relay_lease_is_held_once() {
-    let Some(db) = postgres_only().await else {
+    let Some(db) = postgres().await else {
         return;
     };
     let other = SqlStore::open(&db.url).await.unwrap();

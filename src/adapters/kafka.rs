@@ -307,49 +307,37 @@ impl Relay {
     /// returns how many rows went out. The caller persists the positions
     /// (seldom: on SQLite every write competes with the sender's).
     pub async fn once(&self, cur: &mut Cursors) -> Result<usize, String> {
-        let mut n = 0;
         let evs = self
             .store
             .events_after(cur.status.position(), self.batch)
             .await
             .map_err(|e| e.to_string())?;
-        let ids: Vec<i64> = evs.iter().map(|(id, _)| *id).collect();
-        let before = cur.status.clone();
-        let ok = admit(&mut cur.status, &ids, "status events");
-        if ok > 0 {
-            n += ok;
-            let out: Vec<_> = evs.into_iter().take(ok).map(|(_, e)| e).collect();
-            if let Err(e) = self.status.publish(&out).await {
-                cur.status = before;
-                return Err(e.to_string());
-            }
+        let (next, evs) = admit(&cur.status, evs, "status events");
+        if !evs.is_empty() {
+            self.status.publish(&evs).await.map_err(|e| e.to_string())?;
         }
+        cur.status = next;
+
         let dead = self
             .store
             .dead_letters_after(cur.dead.position(), self.batch)
             .await
             .map_err(|e| e.to_string())?;
-        let ids: Vec<i64> = dead.iter().map(|(id, _)| *id).collect();
-        let before = cur.dead.clone();
-        let ok = admit(&mut cur.dead, &ids, "dead letters");
-        if ok > 0 {
+        let (next, dead) = admit(&cur.dead, dead, "dead letters");
+        if !dead.is_empty() {
             let recs: Vec<(String, String)> = dead
                 .iter()
-                .take(ok)
-                .map(|(_, d)| {
+                .map(|d| {
                     (
                         d.upstream_id.clone().unwrap_or_else(|| d.origin.clone()),
                         dead_letter_json(d),
                     )
                 })
                 .collect();
-            if let Err(e) = self.dead.send_all(&recs).await {
-                cur.dead = before;
-                return Err(e.to_string());
-            }
-            n += recs.len();
+            self.dead.send_all(&recs).await.map_err(|e| e.to_string())?;
         }
-        Ok(n)
+        cur.dead = next;
+        Ok(evs.len() + dead.len())
     }
 
     async fn load(&self) -> Result<Cursors, String> {
@@ -521,10 +509,13 @@ impl Cursors {
     }
 }
 
-/// Lets `guard` admit the batch `ids`; logs ids passed over as never
-/// committed. Returns how many rows to publish.
-fn admit(guard: &mut GapGuard, ids: &[i64], what: &'static str) -> usize {
-    let a = guard.admit(ids, std::time::Instant::now());
+/// The rows of a batch (id, row) that `guard` lets through, and the guard
+/// as it stands once they are published (the caller keeps the old one if
+/// publishing fails). Logs ids passed over as never committed.
+fn admit<T>(guard: &GapGuard, rows: Vec<(i64, T)>, what: &'static str) -> (GapGuard, Vec<T>) {
+    let mut next = guard.clone();
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let a = next.admit(&ids, std::time::Instant::now());
     for (first, last) in a.skipped {
         tracing::warn!(
             first,
@@ -533,5 +524,6 @@ fn admit(guard: &mut GapGuard, ids: &[i64], what: &'static str) -> usize {
             "status relay: ids never committed (rolled back?) after waiting; passed over"
         );
     }
-    a.rows
+    let rows = rows.into_iter().take(a.rows).map(|(_, r)| r).collect();
+    (next, rows)
 }

@@ -420,6 +420,13 @@ where
 /// Most outcome events applied in one store transaction.
 const RECORD_BATCH: usize = 8192;
 
+/// Takes outcomes that are known but held (not stored) out of the
+/// in-flight window, and lets the dispatcher use the room.
+fn release(shared: &Shared, evs: &[ChannelEvent]) {
+    shared.inflight.settle(evs);
+    shared.wake.notify_one();
+}
+
 /// A store attempt running this long counts as the store being down for
 /// the in-flight window (see `recorder_task`).
 const STORE_STALL: Duration = Duration::from_secs(1);
@@ -503,25 +510,24 @@ where
             }
             continue;
         }
+        // Held outcomes (the store is down, or this attempt stalls) are
+        // known, only not stored: their dispatches leave the in-flight
+        // window, so the links go on sending what is claimed.
         if down {
-            // known outcomes, held: out of the in-flight window now
-            shared.inflight.settle(&backlog[released..]);
+            release(&shared, &backlog[released..]);
             released = backlog.len();
-            shared.wake.notify_one();
         }
         let t0 = Instant::now();
-        // If the attempt stalls (the server went away: the pool may try to
-        // connect for seconds), or the store is already known down, the
-        // outcomes that arrive meanwhile are taken (for the next attempt)
-        // and leave the in-flight window as they come, so the links go on
-        // sending what is claimed. Otherwise they wait in the channel and
-        // make the next group commit.
+        // While held, outcomes that arrive during the attempt are taken (for
+        // the next one) and released as they come; otherwise they wait in
+        // the channel and make the next group commit. Everything in
+        // `incoming` is released.
         let mut incoming: Vec<ChannelEvent> = Vec::new();
-        let mut incoming_released = 0;
         let mut stalled = down;
         let res = {
             let attempt = outcomes.apply(&backlog, Timestamp::now());
             tokio::pin!(attempt);
+            // the server went away: the pool may try to connect for seconds
             let stall = tokio::time::sleep(STORE_STALL);
             tokio::pin!(stall);
             loop {
@@ -530,20 +536,15 @@ where
                     res = &mut attempt => break res,
                     () = &mut stall, if !stalled => {
                         stalled = true;
-                        tracing::warn!(held = backlog.len() + incoming.len(),
+                        tracing::warn!(held = backlog.len(),
                             "store not answering (outcomes); sending continues, state catches up");
-                        shared.inflight.settle(&backlog[released..]);
+                        release(&shared, &backlog[released..]);
                         released = backlog.len();
-                        shared.inflight.settle(&incoming);
-                        incoming_released = incoming.len();
-                        shared.wake.notify_one();
                     }
                     ev = events.recv(), if stalled && !closed => match ev {
                         Some(ev) => {
+                            release(&shared, std::slice::from_ref(&ev));
                             take(ev, &mut incoming, true, &mut deferred);
-                            shared.inflight.settle(&incoming[incoming_released..]);
-                            incoming_released = incoming.len();
-                            shared.wake.notify_one();
                         }
                         None => closed = true,
                     },
@@ -577,7 +578,7 @@ where
                     }
                 }
                 backlog.clear();
-                released = incoming_released;
+                released = incoming.len();
                 backlog.append(&mut incoming);
                 shared.wake.notify_one();
                 publish(&*sink, &evs).await;
@@ -588,15 +589,11 @@ where
                         "store unavailable (outcomes); sending continues, state catches up");
                     Instant::now()
                 });
-                // Sending goes on with what is already claimed: the outcomes
-                // are known (in memory), so their dispatches leave the
-                // in-flight window. A crash before the store is back loses
-                // them; those messages are resent and marked.
-                shared.inflight.settle(&backlog[released..]);
-                shared.inflight.settle(&incoming[incoming_released..]);
+                // Held from now on (see above). A crash before the store is
+                // back loses them; those messages are resent and marked.
+                release(&shared, &backlog[released..]);
                 backlog.append(&mut incoming);
                 released = backlog.len();
-                shared.wake.notify_one();
                 if closed && since.elapsed() > Duration::from_secs(10) {
                     tracing::warn!(error = %e, left = backlog.len(),
                         "outcomes not stored at shutdown; their messages are resent as possible duplicates");

@@ -385,7 +385,27 @@ impl<D: Dialect> Conn<'_, D> {
         }
     }
 
-    /// Appends a released report answer to the write buffer.
+    /// A submit taken from a link queue: sends it and whatever else is
+    /// queued right now. `None`: the queue closed, the link is going away.
+    fn take_job(
+        &mut self,
+        job: Option<SubmitRequest>,
+        closing: &mut Option<Instant>,
+        grace: Duration,
+    ) {
+        match job {
+            Some(job) => {
+                let t = now();
+                self.send_job(job, 0, wall_timestamp(), t);
+                self.took_job();
+                self.send_ready(t);
+            }
+            None => {
+                closing.get_or_insert(now() + grace);
+            }
+        }
+    }
+
     /// Batch: sends whatever else is queued right now (urgent first) while
     /// the window and the rate allow.
     fn send_ready(&mut self, t: Instant) {
@@ -413,6 +433,7 @@ impl<D: Dialect> Conn<'_, D> {
         }
     }
 
+    /// Appends a released report answer to the write buffer.
     fn queue_ack(&mut self, frame: Bytes) {
         trace!(bytes = frame.len(), "report answered");
         self.wbuf.extend_from_slice(&frame);
@@ -871,33 +892,13 @@ impl<D: Dialect> Conn<'_, D> {
                         }
                     }
                 }
+                // urgent (otp) first
                 job = self.sh.urgent.recv(), if pull => {
-                    match job {
-                        Ok(job) => {
-                            let t = now();
-                            self.send_job(job, 0, wall_timestamp(), t);
-                            self.took_job();
-                            self.send_ready(t);
-                        }
-                        Err(_) => {
-                            closing.get_or_insert(now() + timers.shutdown_grace);
-                        }
-                    }
+                    self.take_job(job.ok(), &mut closing, timers.shutdown_grace);
                     Ok(())
                 }
                 job = self.sh.queue.recv(), if pull => {
-                    match job {
-                        Ok(job) => {
-                            let t = now();
-                            self.send_job(job, 0, wall_timestamp(), t);
-                            self.took_job();
-                            self.send_ready(t);
-                        }
-                        Err(_) => {
-                            // Queue closed: the link is going away.
-                            closing.get_or_insert(now() + timers.shutdown_grace);
-                        }
-                    }
+                    self.take_job(job.ok(), &mut closing, timers.shutdown_grace);
                     Ok(())
                 }
                 () = &mut sleep => {

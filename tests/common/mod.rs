@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod ismg;
+#[cfg(feature = "sql")]
+pub mod pg;
 #[cfg(feature = "kafka")]
 pub mod tansu;
 
